@@ -1,0 +1,27 @@
+/* Internal: the `meshward` command-line tool. One file per command. */
+#ifndef MESHWARD_CLI_H
+#define MESHWARD_CLI_H
+
+#include <meshward/base.h>
+
+/*
+ * Each command gets argv with argv[0] = its own name ("svid", "bundle", ...)
+ * and returns the process exit code:
+ *   0  success (for checks: the check ran; the verdict is in the output)
+ *   1  the input was rejected (invalid, failed verification)
+ *   2  usage error (bad flags, missing argument)
+ *   3  the input could not be read (missing file, I/O)
+ */
+enum { MW_EXIT_OK = 0, MW_EXIT_REJECT = 1, MW_EXIT_USAGE = 2, MW_EXIT_IO = 3 };
+
+int mw_cmd_version(int argc, char **argv);
+int mw_cmd_svid(int argc, char **argv);
+int mw_cmd_bundle(int argc, char **argv);
+int mw_cmd_policy(int argc, char **argv);
+
+/* Print "meshward: " + the thread's error to stderr; returns the exit code for it. */
+int mw_cli_report_error(const char *context);
+/* True when arg is -h or --help. */
+bool mw_cli_is_help(const char *arg);
+
+#endif
