@@ -1,0 +1,58 @@
+/*
+ * meshward tlog: RFC 6962 Merkle trees (as restated in RFC 9162 §2.1).
+ *
+ * Leaves and interior nodes are hashed with SHA-256 under domain-separation
+ * prefixes (0x00 for leaves, 0x01 for nodes) so that a leaf can never be
+ * passed off as a node. Verification follows RFC 9162 §2.1.3.2 (inclusion)
+ * and §2.1.4.2 (consistency), and rejects proofs with missing or extra
+ * elements.
+ */
+#ifndef MESHWARD_TLOG_H
+#define MESHWARD_TLOG_H
+
+#include <meshward/base.h>
+
+#define MW_TLOG_HASH_LEN 32
+
+typedef struct mw_tlog_hash {
+    uint8_t b[MW_TLOG_HASH_LEN];
+} mw_tlog_hash;
+
+/* SHA-256(0x00 || data): the hash of a leaf (RFC 6962 §2.1). */
+void mw_tlog_leaf_hash(mw_slice data, mw_tlog_hash *out);
+/* SHA-256(0x01 || left || right): an interior node. */
+void mw_tlog_node_hash(const mw_tlog_hash *left, const mw_tlog_hash *right, mw_tlog_hash *out);
+/* The root of an empty tree: SHA-256 of the empty string. */
+void mw_tlog_empty_root(mw_tlog_hash *out);
+
+/* The Merkle tree hash (MTH) of n leaf hashes. */
+MW_RESULT mw_tlog_root(const mw_tlog_hash *leaves, uint64_t n, mw_tlog_hash *out);
+
+/*
+ * The audit path for leaf index in a tree of n leaves (RFC 6962 §2.1.1).
+ * proof must have room for 64 hashes; *proof_len receives the count.
+ */
+MW_RESULT mw_tlog_inclusion_proof(const mw_tlog_hash *leaves, uint64_t n, uint64_t index,
+                                  mw_tlog_hash *proof, size_t *proof_len);
+/* The consistency proof between sizes m <= n (RFC 6962 §2.1.2); room for 128 hashes. */
+MW_RESULT mw_tlog_consistency_proof(const mw_tlog_hash *leaves, uint64_t m, uint64_t n,
+                                    mw_tlog_hash *proof, size_t *proof_len);
+
+/*
+ * Does leaf_hash sit at index in the tree of tree_size leaves with this root?
+ * MW_E_VERIFY with the reason when it does not; MW_E_INPUT for impossible
+ * parameters (index >= size).
+ */
+MW_RESULT mw_tlog_verify_inclusion(uint64_t index, uint64_t tree_size,
+                                   const mw_tlog_hash *leaf_hash, const mw_tlog_hash *proof,
+                                   size_t proof_len, const mw_tlog_hash *root);
+
+/*
+ * Is the tree (size1, root1) a prefix of (size2, root2)? The roots are byte
+ * strings as a checkpoint carries them: for equal sizes they must be equal,
+ * otherwise each must be a 32-byte hash that the proof leads to.
+ */
+MW_RESULT mw_tlog_verify_consistency(uint64_t size1, uint64_t size2, mw_slice root1, mw_slice root2,
+                                     const mw_tlog_hash *proof, size_t proof_len);
+
+#endif
