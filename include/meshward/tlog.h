@@ -55,4 +55,59 @@ MW_RESULT mw_tlog_verify_inclusion(uint64_t index, uint64_t tree_size,
 MW_RESULT mw_tlog_verify_consistency(uint64_t size1, uint64_t size2, mw_slice root1, mw_slice root2,
                                      const mw_tlog_hash *proof, size_t proof_len);
 
+/* ---------------------------------------------------------------- signed notes */
+
+/*
+ * C2SP signed notes (c2sp.org/signed-note): a text ending in a newline, a
+ * blank line, then lines "— <key name> base64(key ID || signature)". meshward
+ * signs with Ed25519 (signature type 0x01) and verifies Ed25519 and ECDSA
+ * (type 0x02, as Rekor v1 checkpoints are signed).
+ */
+struct mw_note_signer;
+struct mw_note_verifier;
+
+/* A new Ed25519 key; writes "PRIVATE+KEY+name+id+key" and "name+id+key" texts. */
+MW_RESULT mw_note_keygen(const char *name, struct mw_dynbuf *skey, struct mw_dynbuf *vkey);
+/* A signer from "PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>". */
+MW_RESULT mw_note_signer_new(mw_slice skey, struct mw_note_signer **out);
+void mw_note_signer_free(struct mw_note_signer *s);
+const char *mw_note_signer_name(const struct mw_note_signer *s);
+/* The verifier key text "<name>+<hex id>+<base64(0x01 || public key)>". */
+MW_RESULT mw_note_signer_vkey(const struct mw_note_signer *s, struct mw_dynbuf *out);
+/* A verifier from "<name>+<hex id>+<base64(0x01 || public key)>". */
+MW_RESULT mw_note_verifier_new(mw_slice vkey, struct mw_note_verifier **out);
+/*
+ * A verifier for an ECDSA key given as DER SubjectPublicKeyInfo; the key ID
+ * is the first four bytes of SHA-256 of that DER (signature type 0x02).
+ */
+MW_RESULT mw_note_verifier_new_ecdsa(const char *name, mw_slice spki_der,
+                                     struct mw_note_verifier **out);
+void mw_note_verifier_free(struct mw_note_verifier *v);
+const char *mw_note_verifier_name(const struct mw_note_verifier *v);
+
+/* Sign text (which must end in a newline) and append the whole note to out. */
+MW_RESULT mw_note_sign(const struct mw_note_signer *s, mw_slice text, struct mw_dynbuf *out);
+/*
+ * Open a signed note: parse it strictly, verify every signature made by one of
+ * the given keys (name and key ID both match) and require at least one.
+ * Signatures by unknown keys are ignored. *text borrows from note.
+ */
+MW_RESULT mw_note_open(mw_slice note, struct mw_note_verifier *const *verifiers, size_t n,
+                       mw_slice *text);
+
+/* ---------------------------------------------------------------- checkpoints */
+
+/* A C2SP tlog-checkpoint body: origin, tree size, root hash, extension lines. */
+struct mw_checkpoint {
+    char origin[256];
+    uint64_t size;
+    mw_tlog_hash root;
+    mw_slice extensions; /* lines after the root, borrowed; empty if none */
+};
+
+/* Parse a checkpoint body (the text of a signed note). */
+MW_RESULT mw_checkpoint_parse(mw_slice text, struct mw_checkpoint *out);
+/* Write the body "origin\nsize\nbase64(root)\n" (no extensions). */
+MW_RESULT mw_checkpoint_format(const struct mw_checkpoint *c, struct mw_dynbuf *out);
+
 #endif
