@@ -110,4 +110,58 @@ MW_RESULT mw_checkpoint_parse(mw_slice text, struct mw_checkpoint *out);
 /* Write the body "origin\nsize\nbase64(root)\n" (no extensions). */
 MW_RESULT mw_checkpoint_format(const struct mw_checkpoint *c, struct mw_dynbuf *out);
 
+/* ---------------------------------------------------------------- tiled log on disk */
+
+/*
+ * A log stored as C2SP tlog-tiles in a directory: checkpoint, tile/<L>/<N>,
+ * tile/entries/<N> (each with .p/<W> for partial tiles). The directory is
+ * what gets copied to an immutable store, and what `meshward log verify`
+ * checks.
+ *
+ * Appends are durable when mw_tlog_append returns: tiles and entry bundles are
+ * written and fsynced first, then a new signed checkpoint replaces the old one
+ * atomically. The checkpoint is the commit point: after a crash, entries past
+ * it were never acknowledged and are discarded when the log is reopened.
+ */
+struct mw_tlog;
+
+#define MW_TLOG_MAX_ENTRY 65535 /* entry bundles use uint16 length prefixes */
+
+/*
+ * Open the log in dir, creating it (and an empty checkpoint) when dir has
+ * none. The existing checkpoint must verify with the signer's own key and
+ * match the tiles, or the log is refused. The signer is borrowed.
+ */
+MW_RESULT mw_tlog_open(const char *dir, const char *origin, const struct mw_note_signer *signer,
+                       struct mw_tlog **out);
+void mw_tlog_close(struct mw_tlog *log);
+uint64_t mw_tlog_size(const struct mw_tlog *log);
+/* Append n entries; *first receives the index of the first. Durable on success. */
+MW_RESULT mw_tlog_append(struct mw_tlog *log, const mw_slice *entries, size_t n, uint64_t *first);
+
+/* What mw_tlog_verify_dir found. */
+struct mw_tlog_report {
+    struct mw_checkpoint checkpoint;
+    uint64_t entries_checked;
+    uint64_t tiles_checked;
+    uint64_t since_size; /* size of the earlier checkpoint, when one was given */
+};
+
+/*
+ * Verify a log directory offline: the checkpoint signature (by v), every
+ * entry against its level-0 hash, every tile against the level below, the
+ * root against the checkpoint, and, if since_note is given, that the earlier
+ * checkpoint is signed by v and the tree it names is a prefix of this one.
+ */
+MW_RESULT mw_tlog_verify_dir(const char *dir, struct mw_note_verifier *v,
+                             const mw_slice *since_note, struct mw_tlog_report *report);
+
+/*
+ * Read entry index of the log in dir (verified against the signed checkpoint)
+ * and its inclusion proof in the checkpoint's tree.
+ */
+MW_RESULT mw_tlog_read_entry(const char *dir, struct mw_note_verifier *v, uint64_t index,
+                             struct mw_dynbuf *entry, mw_tlog_hash *proof, size_t *proof_len,
+                             struct mw_checkpoint *checkpoint);
+
 #endif

@@ -18,6 +18,7 @@ int mw_cmd_version(int argc, char **argv);
 int mw_cmd_svid(int argc, char **argv);
 int mw_cmd_bundle(int argc, char **argv);
 int mw_cmd_policy(int argc, char **argv);
+int mw_cmd_log(int argc, char **argv);
 
 /* Print "meshward: " + the thread's error to stderr; returns the exit code for it. */
 int mw_cli_report_error(const char *context);

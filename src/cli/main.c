@@ -13,6 +13,7 @@ static const struct command commands[] = {
     {"svid", mw_cmd_svid, "inspect and validate X.509-SVIDs"},
     {"bundle", mw_cmd_bundle, "inspect SPIFFE trust bundles (JWKS or PEM)"},
     {"policy", mw_cmd_policy, "check requests against Istio authorization policies"},
+    {"log", mw_cmd_log, "verify and prove entries of a tamper-evident Merkle log"},
     {"version", mw_cmd_version, "print the version"},
 };
 
