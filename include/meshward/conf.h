@@ -7,7 +7,9 @@
  * "the policy you read is not the policy that applies"), duplicate mapping
  * keys are rejected (YAML 1.2 §3.2.1.1 requires unique keys; libyaml does not
  * check), and depth, node count, scalar size and input size are capped.
- * Every error says file:line:column.
+ * Also rejected: non-scalar mapping keys, the YAML 1.1 merge key "<<" (plain),
+ * every explicit tag (!!str, !foo, "!"; quote a value to make it a string),
+ * and input that is not UTF-8. Every error says file:line:column.
  *
  * JSON goes through jansson with duplicate keys rejected.
  */
@@ -18,9 +20,10 @@
 
 struct json_t;
 
+/* A field left zero takes its value from mw_conf_default_limits. */
 struct mw_conf_limits {
     size_t max_bytes;  /* input size */
-    size_t max_depth;  /* nesting of sequences and mappings */
+    size_t max_depth;  /* nesting of sequences and mappings (a top-level mapping is 1) */
     size_t max_nodes;  /* nodes in the whole stream */
     size_t max_scalar; /* bytes in one scalar */
     size_t max_docs;   /* documents in one stream */
@@ -43,6 +46,11 @@ enum mw_scalar_style {
 
 struct mw_node;
 struct mw_docs;
+
+/*
+ * The accessors below accept NULL (a missing key, an empty document) and
+ * answer as for an absent node: kind 0, line 0, NULL text, length 0.
+ */
 
 /*
  * Parse a YAML stream (one or more documents separated by ---). name is used
@@ -68,15 +76,17 @@ size_t mw_node_col(const struct mw_node *n);
 /* The file name the node came from. */
 const char *mw_node_file(const struct mw_node *n);
 
-/* Scalar text (NUL-terminated, may contain NULs only if the YAML escaped one). */
+/* Scalar text (NUL-terminated, may contain NULs only if the YAML escaped one); NULL for
+ * a sequence or mapping. */
 const char *mw_node_str(const struct mw_node *n);
 mw_slice mw_node_slice(const struct mw_node *n);
+/* 0 for a sequence or mapping. */
 enum mw_scalar_style mw_node_style(const struct mw_node *n);
-/* A plain scalar spelling null (null, Null, NULL, ~) or empty plain. */
+/* A plain scalar spelling null (null, Null, NULL, ~) or empty plain; also true for NULL. */
 bool mw_node_is_null(const struct mw_node *n);
 /* Only "true"/"false" (and True/TRUE/False/FALSE) plain scalars, per YAML 1.2 core schema. */
 MW_RESULT mw_node_bool(const struct mw_node *n, bool *out);
-/* A plain decimal integer scalar within [min, max]. */
+/* A plain decimal integer scalar within [min, max] (no '+', 0x, 0o or leading zeros). */
 MW_RESULT mw_node_i64(const struct mw_node *n, int64_t min, int64_t max, int64_t *out);
 
 /* Items in a sequence, or key/value pairs in a mapping; 0 for a scalar. */
@@ -91,7 +101,7 @@ const struct mw_node *mw_node_get(const struct mw_node *map, const char *key);
 
 /*
  * Set the thread's error to "FILE:LINE:COL: " + message, for callers that
- * find a semantic fault in a node.
+ * find a semantic fault in a node. With n NULL, the message alone.
  */
 void mw_node_error(const struct mw_node *n, enum mw_err code, const char *fmt, ...) MW_PRINTF(3, 4);
 
