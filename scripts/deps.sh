@@ -10,6 +10,8 @@ PACKAGES=(
   libjansson-dev libyaml-dev libev-dev libsqlite3-dev
   libcmocka-dev
   clang libclang-rt-14-dev clang-format
+  softhsm2 libp11-kit-dev opensc
+  curl libhttp-parser-dev
   ca-certificates
 )
 

@@ -19,6 +19,14 @@ int mw_cmd_svid(int argc, char **argv);
 int mw_cmd_bundle(int argc, char **argv);
 int mw_cmd_policy(int argc, char **argv);
 int mw_cmd_log(int argc, char **argv);
+/* meshward ca ...: keys, init, issue, serve (cmd_ca.c) dispatches to these too: */
+int mw_cmd_ca(int argc, char **argv);
+int mw_cmd_ca_token(int argc, char **argv);    /* ca token create|list (cmd_ca_token.c) */
+int mw_cmd_ca_artifact(int argc, char **argv); /* ca artifact add|list|remove (cmd_ca_artifact.c) */
+int mw_cmd_ca_audit(int argc, char **argv);    /* ca audit DIR (cmd_ca_audit.c) */
+/* meshward verify image|... and the sigstore-conformance verify-bundle (cmd_verify.c) */
+int mw_cmd_verify(int argc, char **argv);
+int mw_cmd_verify_bundle(int argc, char **argv);
 
 /* Print "meshward: " + the thread's error to stderr; returns the exit code for it. */
 int mw_cli_report_error(const char *context);

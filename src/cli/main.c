@@ -13,6 +13,11 @@ static const struct command commands[] = {
     {"svid", mw_cmd_svid, "inspect and validate X.509-SVIDs"},
     {"bundle", mw_cmd_bundle, "inspect SPIFFE trust bundles (JWKS or PEM)"},
     {"policy", mw_cmd_policy, "check requests against Istio authorization policies"},
+    {"ca", mw_cmd_ca, "the mesh CA: keys, init, tokens, artifacts, issuance, audit"},
+    {"verify", mw_cmd_verify,
+     "verify Sigstore bundles and SLSA provenance against an image policy"},
+    {"verify-bundle", mw_cmd_verify_bundle,
+     "verify one Sigstore bundle (sigstore-conformance CLI)"},
     {"log", mw_cmd_log, "verify and prove entries of a tamper-evident Merkle log"},
     {"version", mw_cmd_version, "print the version"},
 };
