@@ -298,5 +298,13 @@ MW_RESULT mw_file_check_private(const char *path);
  * directory.
  */
 MW_RESULT mw_file_write_atomic(const char *path, mw_slice data, unsigned mode);
+/*
+ * As mw_file_write_atomic but without any fsync: readers still never see a
+ * torn file, but after a crash the file may be missing or empty. For writers
+ * that make a batch durable at once with mw_fs_sync() before committing.
+ */
+MW_RESULT mw_file_write_replace(const char *path, mw_slice data, unsigned mode);
+/* Flush every dirty file of the filesystem holding path (syncfs(2)). */
+MW_RESULT mw_fs_sync(const char *path);
 
 #endif

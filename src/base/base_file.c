@@ -119,7 +119,7 @@ static mw_result fsync_dir_of(const char *path)
     return MW_SUCCESS;
 }
 
-mw_result mw_file_write_atomic(const char *path, mw_slice data, unsigned mode)
+static mw_result write_replace(const char *path, mw_slice data, unsigned mode, bool durable)
 {
     char tmp[4096];
     int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
@@ -139,7 +139,7 @@ mw_result mw_file_write_atomic(const char *path, mw_slice data, unsigned mode)
         }
         off += (size_t)w;
     }
-    if (fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, (mode_t)mode) != 0 || (durable && fsync(fd) != 0)) {
         int e = errno;
         close(fd);
         unlink(tmp);
@@ -151,5 +151,26 @@ mw_result mw_file_write_atomic(const char *path, mw_slice data, unsigned mode)
         unlink(tmp);
         MW_BAIL(MW_E_IO, "rename %s to %s: %s", tmp, path, strerror(e));
     }
-    return fsync_dir_of(path);
+    return durable ? fsync_dir_of(path) : MW_SUCCESS;
+}
+
+mw_result mw_file_write_atomic(const char *path, mw_slice data, unsigned mode)
+{
+    return write_replace(path, data, mode, true);
+}
+
+mw_result mw_file_write_replace(const char *path, mw_slice data, unsigned mode)
+{
+    return write_replace(path, data, mode, false);
+}
+
+mw_result mw_fs_sync(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    MW_ENSURE(fd >= 0, MW_E_IO, "%s: %s", path, strerror(errno));
+    int rc = syncfs(fd);
+    int e = errno;
+    close(fd);
+    MW_ENSURE(rc == 0, MW_E_IO, "syncfs %s: %s", path, strerror(e));
+    return MW_SUCCESS;
 }

@@ -100,10 +100,15 @@ static mw_result make_parents(const char *path)
     return MW_SUCCESS;
 }
 
+/*
+ * Tiles and bundles are written without their own fsync; append_locked makes
+ * the whole batch durable with one syncfs before it commits the checkpoint.
+ * A crash before that leaves files the old checkpoint does not reference.
+ */
 static mw_result write_file(const char *path, mw_slice data)
 {
     MW_GUARD(make_parents(path));
-    return mw_file_write_atomic(path, data, 0644);
+    return mw_file_write_replace(path, data, 0644);
 }
 
 static mw_result write_tile(const char *dir, int level, const struct hashvec *v, uint64_t t,
@@ -384,7 +389,9 @@ static mw_result append_locked(struct mw_tlog *log, const mw_slice *entries, siz
         for (uint64_t t = old[l] / TILE_WIDTH; mw_ok(r) && t * TILE_WIDTH < v->n; t++)
             r = write_tile(log->dir, l, v, t, &path);
     }
-    /* 3. The commit point. */
+    /* 3. Everything the new checkpoint refers to is on disk; then the commit point. */
+    if (mw_ok(r))
+        r = mw_fs_sync(log->dir);
     if (mw_ok(r))
         r = write_checkpoint(log);
     mw_dynbuf_free(&path);
