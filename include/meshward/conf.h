@@ -48,14 +48,10 @@ struct mw_node;
 struct mw_docs;
 
 /*
- * The accessors below accept NULL (a missing key, an empty document) and
- * answer as for an absent node: kind 0, line 0, NULL text, length 0.
- */
-
-/*
  * Parse a YAML stream (one or more documents separated by ---). name is used
  * in error messages (a file path, or "<stdin>"). An empty document (just
- * "---") is kept as a NULL root so document indexes match the input.
+ * "---") is kept as a NULL root so document indexes match the input. On
+ * failure *out is NULL and nothing is left allocated.
  */
 MW_RESULT mw_yaml_load(mw_slice text, const char *name, const struct mw_conf_limits *limits,
                        struct mw_docs **out);
@@ -69,6 +65,10 @@ const struct mw_node *mw_docs_root(const struct mw_docs *docs, size_t i);
 /* The name given at load time. */
 const char *mw_docs_name(const struct mw_docs *docs);
 
+/*
+ * The node accessors accept NULL (a missing key, an empty document) and
+ * answer as for an absent node: kind 0, line 0, NULL text, length 0.
+ */
 enum mw_node_kind mw_node_kind(const struct mw_node *n);
 /* 1-based line and column where the node starts. */
 size_t mw_node_line(const struct mw_node *n);
@@ -76,8 +76,10 @@ size_t mw_node_col(const struct mw_node *n);
 /* The file name the node came from. */
 const char *mw_node_file(const struct mw_node *n);
 
-/* Scalar text (NUL-terminated, may contain NULs only if the YAML escaped one); NULL for
- * a sequence or mapping. */
+/*
+ * Scalar text (NUL-terminated, may contain NULs only if the YAML escaped one);
+ * NULL for a sequence or mapping.
+ */
 const char *mw_node_str(const struct mw_node *n);
 mw_slice mw_node_slice(const struct mw_node *n);
 /* 0 for a sequence or mapping. */
@@ -107,8 +109,10 @@ void mw_node_error(const struct mw_node *n, enum mw_err code, const char *fmt, .
 
 /*
  * Parse JSON with jansson: duplicate keys rejected, input size bounded by
- * limits->max_bytes, nesting by limits->max_depth. The caller owns *out
- * (json_decref). Errors say name:line:column.
+ * limits->max_bytes, nesting by limits->max_depth. The top level must be an
+ * object or an array; "\u0000" in strings and integers outside int64 are
+ * refused (jansson keeps neither exactly). The caller owns *out
+ * (json_decref); it is NULL on failure. Errors say name:line:column.
  */
 MW_RESULT mw_json_load(mw_slice text, const char *name, const struct mw_conf_limits *limits,
                        struct json_t **out);

@@ -68,6 +68,23 @@ static void test_write_atomic(void **state)
     mw_assert_fails(mw_file_write_atomic("/nonexistent/dir/x", mw_slice_cstr("x"), 0600), MW_E_IO);
 }
 
+static void test_write_replace_and_sync(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tile", mw_test_tmpdir());
+    mw_assert_ok(mw_file_write_replace(path, mw_slice_cstr("one"), 0644));
+    mw_assert_ok(mw_file_write_replace(path, mw_slice_cstr("two"), 0644));
+    mw_assert_ok(mw_fs_sync(path));
+    struct mw_dynbuf b;
+    mw_dynbuf_init(&b, 100);
+    mw_assert_ok(mw_file_read(path, 100, &b));
+    assert_string_equal(mw_dynbuf_cstr(&b), "two");
+    mw_dynbuf_free(&b);
+    mw_assert_fails(mw_fs_sync("/nonexistent/path"), MW_E_IO);
+    mw_assert_fails(mw_file_write_replace("/nonexistent/dir/x", mw_slice_cstr("x"), 0644), MW_E_IO);
+}
+
 static void test_read_stream(void **state)
 {
     (void)state;
@@ -90,9 +107,8 @@ static void test_read_stream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_and_limit),
-        cmocka_unit_test(test_check_private),
-        cmocka_unit_test(test_write_atomic),
+        cmocka_unit_test(test_read_and_limit), cmocka_unit_test(test_check_private),
+        cmocka_unit_test(test_write_atomic),   cmocka_unit_test(test_write_replace_and_sync),
         cmocka_unit_test(test_read_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
