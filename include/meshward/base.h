@@ -236,6 +236,12 @@ int64_t mw_clock_now(const struct mw_clock *c);
 uint64_t mw_monotonic_ns(void);
 /* RFC 3339 UTC text ("2026-11-24T12:00:00Z") into buf (>= 21 bytes). */
 void mw_time_format(int64_t t, char *buf, size_t len);
+/*
+ * RFC 3339 §5.6 date-time ("2026-11-24T12:00:00Z", "...T12:00:00.5+01:00")
+ * into seconds since the epoch (fractions dropped). what names the field in
+ * error messages.
+ */
+MW_RESULT mw_time_parse_rfc3339(mw_slice s, const char *what, int64_t *out);
 
 /* ---------------------------------------------------------------- secrets */
 

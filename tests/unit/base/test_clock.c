@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <string.h>
 #include <time.h>
 
 static void test_fixed_and_system(void **state)
@@ -26,6 +27,47 @@ static void test_time_format(void **state)
     assert_string_equal(buf, "2026-11-24T12:00:00Z");
 }
 
+static void test_time_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool ok;
+        int64_t want;
+    } cases[] = {
+        {"2026-11-24T12:00:00Z", true, 1795521600},
+        {"2026-11-24t12:00:00z", true, 1795521600},
+        {"2026-11-24T12:00:00.999Z", true, 1795521600},
+        {"2026-11-24T13:30:00+01:30", true, 1795521600},
+        {"2026-11-24T10:00:00-02:00", true, 1795521600},
+        {"1970-01-01T00:00:00Z", true, 0},
+        {"2024-02-29T00:00:00Z", true, 1709164800},
+        {"2023-02-29T00:00:00Z", false, 0},
+        {"2026-11-31T00:00:00Z", false, 0},
+        {"2026-13-01T00:00:00Z", false, 0},
+        {"2026-11-24T24:00:00Z", false, 0},
+        {"2026-11-24T12:00:00", false, 0},
+        {"2026-11-24 12:00:00Z", false, 0},
+        {"2026-11-24T12:00:00.Z", false, 0},
+        {"2026-11-24T12:00:00+0100", false, 0},
+        {"2026-1-24T12:00:00Z", false, 0},
+        {"", false, 0},
+    };
+    for (size_t i = 0; i < MW_ARRAY_LEN(cases); i++) {
+        int64_t t = -1;
+        mw_result r = mw_time_parse_rfc3339(mw_slice_cstr(cases[i].in), "--at", &t);
+        if (mw_ok(r) != cases[i].ok)
+            fail_msg("\"%s\": ok=%d want %d (%s)", cases[i].in, mw_ok(r), cases[i].ok,
+                     mw_error_msg());
+        if (cases[i].ok && t != cases[i].want)
+            fail_msg("\"%s\": %lld want %lld", cases[i].in, (long long)t, (long long)cases[i].want);
+    }
+    mw_assert_fails(
+        mw_time_parse_rfc3339(mw_slice_cstr("2026-02-30T00:00:00Z"), "--at", &(int64_t){0}),
+        MW_E_INPUT);
+    assert_non_null(strstr(mw_error_msg(), "--at"));
+}
+
 static void test_secmem(void **state)
 {
     (void)state;
@@ -46,6 +88,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_and_system),
         cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_secmem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
