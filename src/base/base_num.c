@@ -5,18 +5,52 @@ static const char *name_of(const char *what)
     return what != NULL ? what : "number";
 }
 
+/*
+ * The input as it may appear in a message: at most 32 bytes, and anything
+ * but printable ASCII as \xNN, so that hostile input cannot put control
+ * sequences into terminals and logs.
+ */
+struct quoted {
+    char s[32 * 4 + 4];
+};
+
+static struct quoted quote(mw_slice in)
+{
+    static const char hex[] = "0123456789abcdef";
+    struct quoted q;
+    size_t o = 0;
+    for (size_t i = 0; i < in.n && i < 32; i++) {
+        uint8_t c = in.p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+            q.s[o++] = (char)c;
+        } else {
+            q.s[o++] = '\\';
+            q.s[o++] = 'x';
+            q.s[o++] = hex[c >> 4];
+            q.s[o++] = hex[c & 15];
+        }
+    }
+    if (in.n > 32) {
+        q.s[o++] = '.';
+        q.s[o++] = '.';
+        q.s[o++] = '.';
+    }
+    q.s[o] = '\0';
+    return q;
+}
+
 mw_result mw_parse_u64(mw_slice s, uint64_t min, uint64_t max, const char *what, uint64_t *out)
 {
     MW_ENSURE(s.n > 0, MW_E_INPUT, "%s: empty, want a number in [%llu, %llu]", name_of(what),
               (unsigned long long)min, (unsigned long long)max);
     /* Leading zeros are refused so that a number has one spelling ("010" is not 8 or 10). */
-    MW_ENSURE(!(s.n > 1 && s.p[0] == '0'), MW_E_INPUT, "%s: \"%.*s\" has a leading zero",
-              name_of(what), (int)(s.n > 32 ? 32 : s.n), (const char *)s.p);
+    MW_ENSURE(!(s.n > 1 && s.p[0] == '0'), MW_E_INPUT, "%s: \"%s\" has a leading zero",
+              name_of(what), quote(s).s);
     uint64_t v = 0;
     for (size_t i = 0; i < s.n; i++) {
         uint8_t c = s.p[i];
-        MW_ENSURE(c >= '0' && c <= '9', MW_E_INPUT, "%s: \"%.*s\" is not a decimal number",
-                  name_of(what), (int)(s.n > 32 ? 32 : s.n), (const char *)s.p);
+        MW_ENSURE(c >= '0' && c <= '9', MW_E_INPUT, "%s: \"%s\" is not a decimal number",
+                  name_of(what), quote(s).s);
         uint64_t d = (uint64_t)(c - '0');
         MW_ENSURE(v <= (UINT64_MAX - d) / 10, MW_E_INPUT, "%s: number too large", name_of(what));
         v = v * 10 + d;
@@ -69,8 +103,8 @@ mw_result mw_parse_duration(mw_slice s, uint64_t max_s, const char *what, uint64
     } else if (mw_slice_eq_cstr(unit, "d")) {
         mult = 86400;
     } else {
-        MW_BAIL(MW_E_INPUT, "%s: \"%.*s\" needs a unit of ms, s, m, h or d", name_of(what),
-                (int)(s.n > 32 ? 32 : s.n), (const char *)s.p);
+        MW_BAIL(MW_E_INPUT, "%s: \"%s\" needs a unit of ms, s, m, h or d", name_of(what),
+                quote(s).s);
     }
     uint64_t v;
     MW_GUARD(mw_parse_u64(num, 0, UINT64_MAX / 86400, what, &v));

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <string.h>
+
 static const struct {
     const char *in;
     uint64_t min, max;
@@ -46,6 +48,18 @@ static void test_parse_u64_message_names_field(void **state)
     uint64_t v;
     mw_assert_fails(mw_parse_u64(mw_slice_cstr("70000"), 1, 65535, "port", &v), MW_E_INPUT);
     assert_string_equal(mw_error_msg(), "port: 70000 is outside [1, 65535]");
+}
+
+static void test_message_escapes_input(void **state)
+{
+    (void)state;
+    uint64_t v;
+    mw_assert_fails(mw_parse_u64(mw_slice_make("1\x1b[2J\"", 6), 0, 10, "port", &v), MW_E_INPUT);
+    assert_string_equal(mw_error_msg(), "port: \"1\\x1b[2J\\x22\" is not a decimal number");
+    mw_assert_fails(mw_parse_duration(mw_slice_cstr("0123456789012345678901234567890123456789"),
+                                      100, "ttl", &v),
+                    MW_E_INPUT);
+    assert_non_null(strstr(mw_error_msg(), "...\""));
 }
 
 static void test_parse_i64(void **state)
@@ -100,6 +114,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_u64_message_names_field),
+        cmocka_unit_test(test_message_escapes_input),
         cmocka_unit_test(test_parse_i64),
         cmocka_unit_test(test_parse_duration),
     };
