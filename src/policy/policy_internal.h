@@ -197,11 +197,105 @@ MW_RESULT pol_path_normalize(mw_slice p, enum mw_policy_path_norm mode, char *ou
 /* The strictest reading any backend could give: used so that no DENY can be side-stepped. */
 MW_RESULT pol_path_strict(mw_slice p, char *out, size_t *outn);
 
+/*
+ * Whether pol_path_normalize (any mode) or pol_path_strict would refuse path: 1 refused, 0 not,
+ * -1 too long to tell without running them.
+ */
+int pol_path_refused(mw_slice path);
+
 bool pol_labels_subset(const struct pol_policy *p, const char *const *k, const char *const *v,
                        size_t n);
 bool pol_str_match(const struct pol_value *v, mw_slice s, bool ci);
 bool pol_template_match(const struct pol_value *v, mw_slice s);
 bool pol_ns_glob_match(const struct pol_value *v, mw_slice identity);
+/* The glob of a namespace pattern ('*' is ".*") against one namespace. */
+bool pol_glob(const char *g, size_t gn, const uint8_t *t, size_t tn);
 bool pol_sa_match(const struct pol_value *v, mw_slice identity);
+
+/* ---------------------------------------------------------------- compiled index */
+
+/*
+ * The rules of one workload's policies, flattened per action in evaluation order (policy, then
+ * rule), with two kinds of necessary condition checked before a rule is evaluated:
+ *
+ * - presence bits: attributes a rule's positive fields need (a positive field on an absent
+ *   attribute is false), against the attributes the request has;
+ * - a gate: a rule whose every source names exact principals or exact namespaces, or whose
+ *   every operation names ports, is filed in hash buckets under those values, and is only
+ *   visited when the request's principal, namespace or port selects one of its buckets.
+ *
+ * Both only skip rules that cannot match, and candidates are visited in ascending order, so the
+ * first matching rule, and with it every decision and explanation, is the one a full scan finds.
+ */
+enum {
+    PB_PEER = 1u << 0, /* source_principal */
+    PB_REQ_PRINCIPAL = 1u << 1,
+    PB_HOST = 1u << 2,
+    PB_METHOD = 1u << 3,
+    PB_PATH = 1u << 4,
+    PB_SNI = 1u << 5,
+    PB_CLAIMS = 1u << 6,
+    PB_SOURCE_IP = 1u << 7,
+    PB_REMOTE_IP = 1u << 8,
+    PB_DEST_IP = 1u << 9,
+    PB_IMAGE_DIGEST = 1u << 10,
+    PB_BUILDER_ID = 1u << 11,
+    PB_SOURCE_REPO = 1u << 12,
+    PB_NEVER = 1u << 31, /* no request has it: dynamic metadata; ALLOW rules on TCP */
+};
+
+enum pol_gate { PG_PORT = 1, PG_PRINCIPAL, PG_NAMESPACE };
+
+/* One rule of one applying policy. */
+struct pol_entry {
+    const struct pol_policy *p;
+    const struct pol_rule *rule;
+    size_t idx;         /* index of the rule in p */
+    uint32_t need_http; /* presence bits needed by an HTTP request */
+    uint32_t need_tcp;  /* ... by a TCP connection (HTTP-only fields dropped) */
+};
+
+/* Ordinals into pol_action_index.e, ascending. */
+struct pol_list {
+    const uint32_t *o;
+    size_t n;
+};
+
+struct pol_action_index {
+    struct pol_entry *e;
+    size_t n;
+    struct pol_list ungated;
+    struct pol_list ns_gated; /* every namespace-gated rule: used when a principal names too many */
+    bool port_gated, principal_gated; /* some rule is filed under that gate */
+    bool indexed;                     /* enough rules for the gates to pay (else scan e) */
+    bool http_possible, tcp_possible; /* some rule can match that protocol */
+};
+
+struct pol_bucket {
+    uint64_t h;
+    const char *key; /* PG_PRINCIPAL: from the first '/'; PG_NAMESPACE: the namespace */
+    size_t keyn;
+    uint16_t port; /* PG_PORT */
+    uint8_t gate;  /* 0: empty slot */
+    uint8_t action;
+    struct pol_list l;
+};
+
+struct pol_index {
+    struct pol_action_index a[4];
+    struct pol_bucket *tab;
+    size_t mask; /* table size - 1 */
+    uint32_t *pool;
+};
+
+/* Build the index of the policies by[action][0..n[action]); they must outlive it. */
+MW_RESULT pol_index_build(struct pol_index *ix, const struct pol_policy *const *const by[4],
+                          const size_t n[4]);
+void pol_index_free(struct pol_index *ix);
+/* Hash of a key's bytes; pol_index_get mixes in the gate, action and port. */
+uint64_t pol_index_hash(const void *key, size_t n);
+/* The rules of action filed under (gate, key or port); empty when none. */
+struct pol_list pol_index_get(const struct pol_index *ix, int action, uint8_t gate, uint64_t h,
+                              const void *key, size_t keyn, uint16_t port);
 
 #endif

@@ -378,7 +378,7 @@ bool pol_str_match(const struct pol_value *v, mw_slice s, bool ci)
 }
 
 /* Glob with '*' as ".*" over t: the namespace patterns become regexes of that shape. */
-static bool glob(const char *g, size_t gn, const uint8_t *t, size_t tn)
+bool pol_glob(const char *g, size_t gn, const uint8_t *t, size_t tn)
 {
     size_t gi = 0, ti = 0, star = SIZE_MAX, mark = 0;
     while (ti < tn) {
@@ -412,7 +412,7 @@ bool pol_ns_glob_match(const struct pol_value *v, mw_slice id)
             continue;
         size_t start = i + 4;
         for (size_t j = start; j < id.n; j++) {
-            if (id.p[j] == '/' && glob(v->s, v->n, id.p + start, j - start))
+            if (id.p[j] == '/' && pol_glob(v->s, v->n, id.p + start, j - start))
                 return true;
         }
     }
@@ -684,6 +684,26 @@ MW_RESULT pol_path_normalize(mw_slice path, enum mw_policy_path_norm mode, char 
     remove_dots(&b, mode != MW_POLICY_PATH_BASE);
     *outn = b.n;
     return MW_SUCCESS;
+}
+
+/*
+ * Both readings refuse a path for the same content: a NUL byte or "%00" before the query (in
+ * pct_pass a '%' is never consumed as a hex digit, so every "%00" is read as an escape). They
+ * can only run out of room for long paths: the mesh reading is at most one byte longer than its
+ * input (escapes are kept or decoded, never lengthened; one '/' may be prepended), and so is the
+ * strict one (a '/' first, then segments with no more separators than the input had, plus one
+ * trailing). Under MW_POLICY_MAX_PATH - 8 bytes, neither can hit the limit.
+ */
+int pol_path_refused(mw_slice path)
+{
+    if (path.n >= MW_POLICY_MAX_PATH - 8)
+        return -1;
+    mw_slice p = strip_query(path);
+    for (size_t i = 0; i < p.n; i++) {
+        if (p.p[i] == 0 || (p.p[i] == '%' && i + 2 < p.n && p.p[i + 1] == '0' && p.p[i + 2] == '0'))
+            return 1;
+    }
+    return 0;
 }
 
 /*
