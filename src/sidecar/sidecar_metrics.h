@@ -1,0 +1,80 @@
+/*
+ * Internal: the sidecar's telemetry. A registry of counters, gauges and
+ * histograms keyed by Istio's standard label set, rendered as Prometheus text
+ * exposition with Istio's metric names (istio_requests_total,
+ * istio_request_duration_milliseconds, istio_tcp_*), plus meshward's own.
+ * An access log writes one JSON line per request or connection with Envoy's /
+ * Istio's field names plus decision and policy.
+ *
+ * Single-threaded: the sidecar's event loop owns it.
+ */
+#ifndef MESHWARD_SIDECAR_METRICS_H
+#define MESHWARD_SIDECAR_METRICS_H
+
+#include <stdio.h>
+
+#include <meshward/base.h>
+
+struct mw_metrics;
+
+/* Istio's standard labels. NULL or "" renders as "unknown" (Istio's convention). */
+struct mw_istio_labels {
+    const char *reporter; /* "destination" (inbound) or "source" (outbound) */
+    const char *source_workload, *source_workload_namespace, *source_principal;
+    const char *source_app, *source_version, *source_cluster;
+    const char *destination_workload, *destination_workload_namespace, *destination_principal;
+    const char *destination_app, *destination_version, *destination_service;
+    const char *destination_service_name, *destination_service_namespace, *destination_cluster;
+    const char *request_protocol;           /* "http" or "tcp" */
+    int response_code;                      /* HTTP status; 0 for TCP */
+    const char *response_flags;             /* Envoy response flags, "-" when none */
+    const char *connection_security_policy; /* "mutual_tls", "none" or "unknown" */
+};
+
+MW_RESULT mw_metrics_new(struct mw_metrics **out);
+void mw_metrics_free(struct mw_metrics *m);
+
+/* One HTTP request: istio_requests_total, istio_request_duration_milliseconds,
+ * istio_request_bytes, istio_response_bytes. */
+MW_RESULT mw_metrics_request(struct mw_metrics *m, const struct mw_istio_labels *l,
+                             double duration_ms, uint64_t request_bytes, uint64_t response_bytes);
+/* TCP: istio_tcp_connections_opened_total / _closed_total, istio_tcp_sent_bytes_total /
+ * istio_tcp_received_bytes_total (add the bytes moved since the last call). */
+MW_RESULT mw_metrics_tcp_opened(struct mw_metrics *m, const struct mw_istio_labels *l);
+MW_RESULT mw_metrics_tcp_closed(struct mw_metrics *m, const struct mw_istio_labels *l);
+MW_RESULT mw_metrics_tcp_bytes(struct mw_metrics *m, const struct mw_istio_labels *l,
+                               uint64_t sent, uint64_t received);
+/* meshward_authz_denied_total{policy=...,direction=...}. */
+MW_RESULT mw_metrics_authz_denied(struct mw_metrics *m, const char *policy, const char *direction);
+/* meshward_egress_denied_total{host=...,port=...}. */
+MW_RESULT mw_metrics_egress_denied(struct mw_metrics *m, const char *host, unsigned port);
+/* A gauge without labels, e.g. meshward_svid_expiry_timestamp_seconds,
+ * meshward_config_age_seconds, meshward_ca_reachable. */
+MW_RESULT mw_metrics_gauge(struct mw_metrics *m, const char *name, const char *help, double v);
+
+/* Prometheus text exposition format 0.0.4. */
+MW_RESULT mw_metrics_render(const struct mw_metrics *m, struct mw_dynbuf *out);
+
+/* One access-log entry (Istio's JSON access-log field names; see docs). */
+struct mw_access_entry {
+    int64_t start_time_ms;                     /* epoch milliseconds */
+    const char *method, *path, *protocol;      /* protocol: "HTTP/1.1" or "TCP" */
+    int response_code;                         /* 0 for TCP */
+    const char *response_flags;                /* "-" when none */
+    uint64_t bytes_received, bytes_sent;
+    uint64_t duration_ms;
+    const char *upstream_host;                 /* "127.0.0.1:8080" */
+    const char *downstream_remote_address;     /* "10.0.0.2:51234" */
+    const char *downstream_local_address;
+    const char *authority, *user_agent, *x_forwarded_for, *request_id;
+    const char *requested_server_name;         /* SNI */
+    const char *upstream_cluster;              /* "inbound|8080||" style */
+    const char *source_principal, *destination_principal;
+    const char *decision;                      /* "allow" or "deny" */
+    const char *policy;                        /* deciding policy "ns/name" or "" */
+};
+
+/* Write one JSON line (terminated by \n) to f. */
+MW_RESULT mw_accesslog_write(FILE *f, const struct mw_access_entry *e);
+
+#endif
