@@ -27,6 +27,9 @@ int mw_cmd_ca_audit(int argc, char **argv);    /* ca audit DIR (cmd_ca_audit.c) 
 /* meshward verify image|... and the sigstore-conformance verify-bundle (cmd_verify.c) */
 int mw_cmd_verify(int argc, char **argv);
 int mw_cmd_verify_bundle(int argc, char **argv);
+/* meshward sidecar ...: run, and dispatch of `sidecar iptables` (cmd_sidecar.c) */
+int mw_cmd_sidecar(int argc, char **argv);
+int mw_cmd_sidecar_iptables(int argc, char **argv); /* sidecar iptables (cmd_sidecar_iptables.c) */
 
 /* Print "meshward: " + the thread's error to stderr; returns the exit code for it. */
 int mw_cli_report_error(const char *context);

@@ -18,6 +18,7 @@ static const struct command commands[] = {
      "verify Sigstore bundles and SLSA provenance against an image policy"},
     {"verify-bundle", mw_cmd_verify_bundle,
      "verify one Sigstore bundle (sigstore-conformance CLI)"},
+    {"sidecar", mw_cmd_sidecar, "run the sidecar: mTLS, authorization, egress control, telemetry"},
     {"log", mw_cmd_log, "verify and prove entries of a tamper-evident Merkle log"},
     {"version", mw_cmd_version, "print the version"},
 };
