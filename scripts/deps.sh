@@ -12,6 +12,7 @@ PACKAGES=(
   clang libclang-rt-14-dev clang-format
   softhsm2 libp11-kit-dev opensc
   curl libhttp-parser-dev
+  iptables iproute2 python3
   ca-certificates
 )
 
