@@ -191,6 +191,8 @@ const struct mw_spiffe_id *mw_x509svid_id(const struct mw_x509svid *svid);
 /* Certificates in the chain, leaf included. */
 size_t mw_x509svid_chain_len(const struct mw_x509svid *svid);
 MW_RESULT mw_x509svid_cert_info(const struct mw_x509svid *svid, size_t i, struct mw_cert_info *out);
+/* Append the DER of certificate i of the chain (0 is the leaf) to out. */
+MW_RESULT mw_x509svid_cert_der(const struct mw_x509svid *svid, size_t i, struct mw_dynbuf *out);
 /* Whether a private key was loaded (and so matched the leaf). */
 bool mw_x509svid_has_key(const struct mw_x509svid *svid);
 

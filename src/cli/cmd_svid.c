@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <meshward/ca.h>
 #include <meshward/spiffe.h>
 
 #include "cli/cli.h"
@@ -141,6 +142,19 @@ static int inspect(const struct svid_opts *o)
     mw_time_format(mw_clock_now(clock), when, sizeof(when));
     size_t n = mw_x509svid_chain_len(svid);
 
+    /* meshward's provenance extension (docs/ca.md), when the CA put one in. */
+    struct mw_ca_provenance prov;
+    bool has_prov = false;
+    struct mw_dynbuf leaf_der;
+    mw_dynbuf_init(&leaf_der, 1 << 20);
+    if (mw_failed(mw_x509svid_cert_der(svid, 0, &leaf_der)) ||
+        mw_failed(mw_ca_provenance_from_cert(mw_dynbuf_slice(&leaf_der), &prov, &has_prov))) {
+        mw_dynbuf_free(&leaf_der);
+        rc = mw_cli_report_error(ctx);
+        goto out;
+    }
+    mw_dynbuf_free(&leaf_der);
+
     if (o->json) {
         json_t *root = json_object();
         json_t *chain = json_array();
@@ -169,6 +183,17 @@ static int inspect(const struct svid_opts *o)
                 json_array_append_new(chain, cert_json(&ci));
         }
         put(root, "chain", chain);
+        if (has_prov) {
+            json_t *p = json_object();
+            if (p != NULL) {
+                put(p, "image_digest", json_string(prov.image_digest));
+                put(p, "attestation_digest", json_string(prov.attestation_digest));
+                put(p, "builder_id", json_string(prov.builder_id));
+                put(root, "provenance", p);
+            }
+        } else {
+            put(root, "provenance", json_null());
+        }
         if (o->key != NULL)
             put(root, "key_match", json_true());
         if (bundle != NULL) {
@@ -196,6 +221,13 @@ static int inspect(const struct svid_opts *o)
             if (mw_ok(mw_x509svid_cert_info(svid, i, &ci)))
                 printf("  signer %zu:    %s (until %s)\n", i, ci.subject,
                        (mw_time_format(ci.not_after, when, sizeof(when)), when));
+        }
+        if (has_prov) {
+            printf("provenance:    image %s\n", prov.image_digest);
+            printf("               attestation %s\n", prov.attestation_digest);
+            printf("               builder %s\n", prov.builder_id);
+        } else {
+            printf("provenance:    none (the workload's artifact was not verified)\n");
         }
         if (o->key != NULL)
             printf("key_match:     yes\n");

@@ -47,6 +47,17 @@ mw_result mw_x509svid_cert_info(const struct mw_x509svid *svid, size_t i, struct
     return mw_spiffe_cert_info(sk_X509_value(svid->chain, (int)i), out);
 }
 
+mw_result mw_x509svid_cert_der(const struct mw_x509svid *svid, size_t i, struct mw_dynbuf *out)
+{
+    MW_ENSURE(i < mw_x509svid_chain_len(svid), MW_E_INPUT, "no certificate %zu in the chain", i);
+    unsigned char *der = NULL;
+    int n = i2d_X509(sk_X509_value(svid->chain, (int)i), &der);
+    MW_GUARD_OSSL(n > 0, MW_E_CRYPTO, "encoding certificate %zu", i);
+    mw_result r = mw_dynbuf_add(out, der, (size_t)n);
+    OPENSSL_free(der);
+    return r;
+}
+
 static bool is_key_label(const char *name)
 {
     return strcmp(name, "PRIVATE KEY") == 0 || strcmp(name, "RSA PRIVATE KEY") == 0 ||

@@ -163,6 +163,13 @@ strict ca/root.pem prov.chain "provenance"
 expect "provenance OID in leaf" 0 "2.25.319310414890660852850650409127980927266" -- \
   openssl x509 -in leaf.pem -noout -text
 expect "provenance digest in leaf" 0 "$IMG" -- openssl x509 -in leaf.pem -noout -text
+expect "svid inspect shows provenance" 0 "image $IMG" -- "$MESHWARD" svid inspect prov.chain
+expect "svid inspect --json provenance" 0 "\"attestation_digest\": \"$ATT\"" -- \
+  "$MESHWARD" svid inspect prov.chain --json
+expect "issue without provenance" 0 "" -- "$MESHWARD" ca issue --config ca/ca.yaml --csr p256.csr \
+  --spiffe-id "$ID" --out plain.chain
+expect "svid inspect without provenance" 0 "provenance:    none" -- \
+  "$MESHWARD" svid inspect plain.chain
 expect "provenance partial" 2 "together" -- "$MESHWARD" ca issue --config ca/ca.yaml \
   --csr p256.csr --spiffe-id "$ID" --image-digest "$IMG"
 expect "provenance bad digest" 1 "image digest" -- "$MESHWARD" ca issue --config ca/ca.yaml \
