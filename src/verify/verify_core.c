@@ -33,7 +33,11 @@ void mw_artifact_from_bytes(mw_slice bytes, struct mw_artifact *out)
     SHA256(bytes.p, bytes.n, out->sha256);
 }
 
-static mw_result load_pem_key(mw_slice pem, EVP_PKEY **out)
+/*
+ * The key, and its DER when the PEM is a plain PUBLIC KEY block: the log
+ * entry body compares against those bytes before decoding its own copy.
+ */
+static mw_result load_pem_key(mw_slice pem, EVP_PKEY **out, unsigned char **der, long *der_len)
 {
     MW_DEFER(BIO) BIO *bio = BIO_new_mem_buf(pem.p, (int)pem.n);
     MW_ENSURE(bio != NULL, MW_E_NOMEM, "out of memory");
@@ -42,6 +46,17 @@ static mw_result load_pem_key(mw_slice pem, EVP_PKEY **out)
         mw_error_openssl(MW_E_INPUT, "verification key is not a PEM public key");
         return MW_FAILURE;
     }
+    MW_DEFER(BIO) BIO *raw = BIO_new_mem_buf(pem.p, (int)pem.n);
+    char *name = NULL, *header = NULL;
+    if (raw != NULL && PEM_read_bio(raw, &name, &header, der, der_len) == 1 &&
+        strcmp(name, PEM_STRING_PUBLIC) != 0) {
+        OPENSSL_free(*der);
+        *der = NULL;
+        *der_len = 0;
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    ERR_clear_error();
     return MW_SUCCESS;
 }
 
@@ -73,7 +88,7 @@ static mw_result check_statement(const struct mw_sigstore_bundle *b, const struc
 static mw_result verify(const struct mw_trust_root *tr, const struct mw_sigstore_bundle *b,
                         const struct mw_artifact *a, const struct mw_verify_policy *p,
                         const struct mw_clock *now, struct mw_verify_result *out,
-                        EVP_PKEY **owned_key)
+                        EVP_PKEY **owned_key, unsigned char **key_der, long *key_der_len)
 {
     bool keyed = p->key_pem.n > 0;
     out->keyed = keyed;
@@ -83,7 +98,7 @@ static mw_result verify(const struct mw_trust_root *tr, const struct mw_sigstore
         MW_ENSURE(b->material == MW_MATERIAL_PUBLIC_KEY, MW_E_VERIFY,
                   "verification with a key needs a bundle with publicKey material, this one "
                   "carries a certificate");
-        MW_GUARD(load_pem_key(p->key_pem, owned_key));
+        MW_GUARD(load_pem_key(p->key_pem, owned_key, key_der, key_der_len));
         key = *owned_key;
     } else {
         MW_ENSURE(b->material != MW_MATERIAL_PUBLIC_KEY, MW_E_VERIFY,
@@ -93,7 +108,10 @@ static mw_result verify(const struct mw_trust_root *tr, const struct mw_sigstore
         MW_ENSURE(key != NULL, MW_E_INPUT, "signing certificate key is unreadable");
     }
 
-    struct mw_body_expect x = {.sig = mw_dynbuf_slice(&b->sig), .cert = leaf, .key = key};
+    struct mw_body_expect x = {.sig = mw_dynbuf_slice(&b->sig),
+                               .cert = leaf,
+                               .key = key,
+                               .key_der = mw_slice_make(*key_der, (size_t)*key_der_len)};
     MW_DEFER_BUF struct mw_dynbuf pae;
     mw_dynbuf_init(&pae, MW_BUNDLE_MAX + 512);
     if (b->content == MW_CONTENT_MESSAGE_SIGNATURE) {
@@ -192,7 +210,10 @@ mw_result mw_verify_bundle(const struct mw_trust_root *tr, const struct mw_sigst
 {
     memset(out, 0, sizeof(*out));
     MW_DEFER(EVP_PKEY) EVP_PKEY *owned = NULL;
-    mw_result r = verify(tr, b, a, p, now, out, &owned);
+    unsigned char *key_der = NULL;
+    long key_der_len = 0;
+    mw_result r = verify(tr, b, a, p, now, out, &owned, &key_der, &key_der_len);
+    OPENSSL_free(key_der);
     ERR_clear_error();
     return r;
 }

@@ -179,6 +179,7 @@ struct mw_body_expect {
     uint8_t payload_sha256[32]; /* dsse/intoto: sha256(payload) */
     X509 *cert;                 /* or */
     EVP_PKEY *key;
+    mw_slice key_der; /* keyed: the verifier's SubjectPublicKeyInfo DER, if known */
 };
 
 /* One log entry: SET (v1), checkpoint and inclusion proof, and its body. */

@@ -74,17 +74,116 @@ static const struct mw_tr_log *find_ctlog(const struct mw_trust_root *tr, mw_sli
     return NULL;
 }
 
-static mw_result precert_tbs(X509 *leaf, int idx, struct mw_dynbuf *out)
+/*
+ * The precertificate TBS is the certificate's TBSCertificate without the SCT
+ * list extension (RFC 6962 §3.2). It is cut out of the DER directly: the
+ * obvious X509_dup + X509_delete_ext + i2d_re_X509_tbs decodes the whole
+ * certificate again, key included, which costs more under OpenSSL 3.0 than
+ * the SCT's signature check. Only the lengths of the extensions, [3] and
+ * TBSCertificate wrappers change; every other byte is the CA's.
+ */
+struct der_item {
+    uint8_t tag;
+    mw_slice all, body;
+};
+
+/* The next DER TLV of *in (low tag numbers, definite lengths up to 2^32-1). */
+static bool der_next(mw_slice *in, struct der_item *it)
 {
-    MW_DEFER(X509) X509 *dup = X509_dup(leaf);
-    MW_ENSURE(dup != NULL, MW_E_NOMEM, "out of memory");
-    X509_EXTENSION_free(X509_delete_ext(dup, idx));
+    const uint8_t *p = in->p;
+    size_t n = in->n, len, hdr;
+    if (n < 2 || (p[0] & 0x1f) == 0x1f)
+        return false;
+    if (p[1] < 0x80) {
+        len = p[1];
+        hdr = 2;
+    } else {
+        size_t k = p[1] & 0x7f;
+        if (k == 0 || k > 4 || n < 2 + k)
+            return false;
+        len = 0;
+        for (size_t i = 0; i < k; i++)
+            len = (len << 8) | p[2 + i];
+        hdr = 2 + k;
+    }
+    if (len > n - hdr)
+        return false;
+    it->tag = p[0];
+    it->all = mw_slice_make(p, hdr + len);
+    it->body = mw_slice_make(p + hdr, len);
+    in->p += hdr + len;
+    in->n -= hdr + len;
+    return true;
+}
+
+static size_t der_header_len(size_t len)
+{
+    return len < 0x80 ? 2 : len <= 0xff ? 3 : len <= 0xffff ? 4 : len <= 0xffffff ? 5 : 6;
+}
+
+static mw_result der_header(struct mw_dynbuf *out, uint8_t tag, size_t len)
+{
+    uint8_t h[6];
+    size_t n = der_header_len(len);
+    h[0] = tag;
+    if (n == 2) {
+        h[1] = (uint8_t)len;
+    } else {
+        h[1] = (uint8_t)(0x80 | (n - 2));
+        for (size_t i = 2; i < n; i++)
+            h[i] = (uint8_t)(len >> (8 * (n - 1 - i)));
+    }
+    return mw_dynbuf_add(out, h, n);
+}
+
+static mw_result precert_tbs(X509 *leaf, struct mw_dynbuf *out)
+{
+    /* 1.3.6.1.4.1.11129.2.4.2, the embedded SCT list. */
+    static const uint8_t sct_oid[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02};
     unsigned char *der = NULL;
-    int n = i2d_re_X509_tbs(dup, &der);
-    MW_GUARD_OSSL(n, MW_E_CRYPTO, "cannot re-encode the certificate body");
-    mw_result r = mw_dynbuf_add(out, der, (size_t)n);
+    int der_n = i2d_X509(leaf, &der);
+    MW_GUARD_OSSL(der_n, MW_E_CRYPTO, "cannot encode the signing certificate");
+    MW_DEFER_BUF struct mw_dynbuf body, exts;
+    mw_dynbuf_init(&body, 1u << 20);
+    mw_dynbuf_init(&exts, 1u << 20);
+    mw_slice in = mw_slice_make(der, (size_t)der_n);
+    struct der_item cert, tbs, it, seq, ext, oid;
+    bool ok =
+        der_next(&in, &cert) && cert.tag == 0x30 && der_next(&cert.body, &tbs) && tbs.tag == 0x30;
+    bool removed = false;
+    mw_result r = MW_SUCCESS;
+    while (ok && mw_ok(r) && tbs.body.n > 0) {
+        ok = der_next(&tbs.body, &it);
+        if (!ok)
+            break;
+        if (it.tag != 0xa3) { /* extensions are [3] EXPLICIT */
+            r = mw_dynbuf_add_slice(&body, it.all);
+            continue;
+        }
+        ok = der_next(&it.body, &seq) && seq.tag == 0x30 && it.body.n == 0;
+        while (ok && mw_ok(r) && seq.body.n > 0) {
+            ok = der_next(&seq.body, &ext) && ext.tag == 0x30 && der_next(&ext.body, &oid) &&
+                 oid.tag == 0x06;
+            if (!ok)
+                break;
+            if (!removed && mw_slice_eq(oid.body, mw_slice_make(sct_oid, sizeof(sct_oid))))
+                removed = true; /* the first one, as X509_get_ext_by_NID finds it */
+            else
+                r = mw_dynbuf_add_slice(&exts, ext.all);
+        }
+        if (ok && mw_ok(r))
+            r = der_header(&body, 0xa3, der_header_len(exts.n) + exts.n);
+        if (ok && mw_ok(r))
+            r = der_header(&body, 0x30, exts.n);
+        if (ok && mw_ok(r))
+            r = mw_dynbuf_add_slice(&body, mw_dynbuf_slice(&exts));
+    }
     OPENSSL_free(der);
-    return r;
+    MW_GUARD(r);
+    MW_ENSURE(ok, MW_E_INPUT, "signing certificate is not DER a TBSCertificate can be cut from");
+    MW_ENSURE(removed, MW_E_INPUT, "signing certificate: SCT list extension not found");
+    MW_GUARD(der_header(out, 0x30, body.n));
+    return mw_dynbuf_add_slice(out, mw_dynbuf_slice(&body));
 }
 
 /* RFC 6962 §3.2 digitally-signed struct for a precertificate entry. */
@@ -129,7 +228,7 @@ mw_result mw_verify_sct(const struct mw_trust_root *tr, X509 *leaf, X509 *issuer
 
     MW_DEFER_BUF struct mw_dynbuf tbs;
     mw_dynbuf_init(&tbs, 1u << 20);
-    MW_GUARD(precert_tbs(leaf, idx, &tbs));
+    MW_GUARD(precert_tbs(leaf, &tbs));
 
     struct mw_cursor list, all;
     mw_cursor_init(&all, mw_slice_make(ASN1_STRING_get0_data(inner), ASN1_STRING_length(inner)));
