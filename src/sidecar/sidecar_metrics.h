@@ -29,10 +29,30 @@ struct mw_istio_labels {
     int response_code;                      /* HTTP status; 0 for TCP */
     const char *response_flags;             /* Envoy response flags, "-" when none */
     const char *connection_security_policy; /* "mutual_tls", "none" or "unknown" */
+    /* Added after the first cut (render as "unknown" when NULL, like the rest). */
+    const char *source_canonical_service, *source_canonical_revision;
+    const char *destination_canonical_service, *destination_canonical_revision;
 };
 
+/*
+ * Label values are stored as given up to MW_METRICS_MAX_LABEL_LEN bytes (cut on
+ * a UTF-8 boundary), with invalid UTF-8 replaced by U+FFFD. response_flags NULL
+ * or "" renders as "-" (Envoy's "no flags"), every other NULL or "" as "unknown".
+ * At most max_series labelled series exist at once (all families together); a
+ * new series beyond that is not recorded and counts in
+ * meshward_metrics_series_dropped_total instead, so hostile label values (SNI,
+ * hosts, principals) cannot grow memory without bound.
+ */
+#define MW_METRICS_DEFAULT_MAX_SERIES 4096
+#define MW_METRICS_MAX_LABEL_LEN      256
+#define MW_METRICS_MAX_GAUGES         64
+
 MW_RESULT mw_metrics_new(struct mw_metrics **out);
+/* As mw_metrics_new with a series cap other than MW_METRICS_DEFAULT_MAX_SERIES (>= 1). */
+MW_RESULT mw_metrics_new_limited(size_t max_series, struct mw_metrics **out);
 void mw_metrics_free(struct mw_metrics *m);
+/* Series refused because the cap was reached (meshward_metrics_series_dropped_total). */
+uint64_t mw_metrics_series_dropped(const struct mw_metrics *m);
 
 /* One HTTP request: istio_requests_total, istio_request_duration_milliseconds,
  * istio_request_bytes, istio_response_bytes. */
@@ -42,8 +62,8 @@ MW_RESULT mw_metrics_request(struct mw_metrics *m, const struct mw_istio_labels 
  * istio_tcp_received_bytes_total (add the bytes moved since the last call). */
 MW_RESULT mw_metrics_tcp_opened(struct mw_metrics *m, const struct mw_istio_labels *l);
 MW_RESULT mw_metrics_tcp_closed(struct mw_metrics *m, const struct mw_istio_labels *l);
-MW_RESULT mw_metrics_tcp_bytes(struct mw_metrics *m, const struct mw_istio_labels *l,
-                               uint64_t sent, uint64_t received);
+MW_RESULT mw_metrics_tcp_bytes(struct mw_metrics *m, const struct mw_istio_labels *l, uint64_t sent,
+                               uint64_t received);
 /* meshward_authz_denied_total{policy=...,direction=...}. */
 MW_RESULT mw_metrics_authz_denied(struct mw_metrics *m, const char *policy, const char *direction);
 /* meshward_egress_denied_total{host=...,port=...}. */
@@ -52,29 +72,46 @@ MW_RESULT mw_metrics_egress_denied(struct mw_metrics *m, const char *host, unsig
  * meshward_config_age_seconds, meshward_ca_reachable. */
 MW_RESULT mw_metrics_gauge(struct mw_metrics *m, const char *name, const char *help, double v);
 
+/*
+ * Append at most max bytes of s (cut on a character boundary) with every
+ * invalid UTF-8 sequence replaced by U+FFFD. Shared by the metrics and the
+ * access log: both formats must be valid UTF-8 whatever a peer sent.
+ */
+MW_RESULT mw_telemetry_add_utf8(struct mw_dynbuf *b, mw_slice s, size_t max);
+
 /* Prometheus text exposition format 0.0.4. */
 MW_RESULT mw_metrics_render(const struct mw_metrics *m, struct mw_dynbuf *out);
 
 /* One access-log entry (Istio's JSON access-log field names; see docs). */
 struct mw_access_entry {
-    int64_t start_time_ms;                     /* epoch milliseconds */
-    const char *method, *path, *protocol;      /* protocol: "HTTP/1.1" or "TCP" */
-    int response_code;                         /* 0 for TCP */
-    const char *response_flags;                /* "-" when none */
+    int64_t start_time_ms;                /* epoch milliseconds */
+    const char *method, *path, *protocol; /* protocol: "HTTP/1.1" or "TCP" */
+    int response_code;                    /* 0 for TCP */
+    const char *response_flags;           /* "-" when none */
     uint64_t bytes_received, bytes_sent;
     uint64_t duration_ms;
-    const char *upstream_host;                 /* "127.0.0.1:8080" */
-    const char *downstream_remote_address;     /* "10.0.0.2:51234" */
+    const char *upstream_host;             /* "127.0.0.1:8080" */
+    const char *downstream_remote_address; /* "10.0.0.2:51234" */
     const char *downstream_local_address;
     const char *authority, *user_agent, *x_forwarded_for, *request_id;
-    const char *requested_server_name;         /* SNI */
-    const char *upstream_cluster;              /* "inbound|8080||" style */
+    const char *requested_server_name; /* SNI */
+    const char *upstream_cluster;      /* "inbound|8080||" style */
     const char *source_principal, *destination_principal;
-    const char *decision;                      /* "allow" or "deny" */
-    const char *policy;                        /* deciding policy "ns/name" or "" */
+    const char *decision; /* "allow" or "deny" */
+    const char *policy;   /* deciding policy "ns/name" or "" */
+    /* Added after the first cut. */
+    const char *upstream_local_address; /* "127.0.0.1:40312" */
+    const char *response_code_details;  /* "via_upstream", "rbac_access_denied", ... */
 };
 
 /* Write one JSON line (terminated by \n) to f. */
 MW_RESULT mw_accesslog_write(FILE *f, const struct mw_access_entry *e);
+/*
+ * Append the same JSON line (with its \n) to out, for callers that batch or
+ * write asynchronously. NULL strings render as null, except response_flags
+ * ("-"); policy "" renders as null. Invalid UTF-8 is replaced by U+FFFD so
+ * that every line is valid JSON whatever the peer sent.
+ */
+MW_RESULT mw_accesslog_format(const struct mw_access_entry *e, struct mw_dynbuf *out);
 
 #endif
