@@ -69,6 +69,8 @@ mw_result mw_dynbuf_reserve(struct mw_dynbuf *b, size_t extra)
     }
     b->p = p;
     b->cap = cap;
+    /* The contents stay a C string even before the first byte is added. */
+    b->p[b->n] = 0;
     return MW_SUCCESS;
 }
 
