@@ -141,12 +141,22 @@ MW_RESULT mw_ca_join_list(struct mw_ca_store *s,
 
 /* ---------------------------------------------------------------- admitted artifacts */
 
+/*
+ * One admitted image. Schema version 2 added everything after admitted_at;
+ * in a row written by version 1 those are NULL in the database and "" here.
+ */
 struct mw_ca_artifact {
     char image_digest[MW_CA_DIGEST_MAX + 1];
-    char attestation_digest[MW_CA_DIGEST_MAX + 1];
-    char builder_id[1024];  /* a URI */
-    char source_repo[1024]; /* "" when unknown */
+    char attestation_digest[MW_CA_DIGEST_MAX + 1]; /* SHA-256 of the DSSE payload (verify.h) */
+    char builder_id[1024];                         /* a URI */
+    char source_repo[1024];                        /* "" when unknown */
     int64_t admitted_at;
+    char source_ref[1024];      /* e.g. "refs/heads/main"; "" when unknown */
+    char signer_identity[1024]; /* the certificate SAN (keyless); "" when keyed or unknown */
+    char signer_issuer[1024];   /* its OIDC issuer, a URI; "" when keyed or unknown */
+    char key_id[65];            /* keyed: hex SHA-256 of the SPKI DER; "" otherwise */
+    char policy_hash[MW_CA_DIGEST_MAX + 1];       /* "sha256:" ImagePolicy text; "" unknown */
+    char trusted_root_hash[MW_CA_DIGEST_MAX + 1]; /* "sha256:" trusted_root.json; "" unknown */
 };
 
 /* Insert or replace the artifact for a->image_digest (digests and builder id are checked). */
@@ -158,6 +168,33 @@ MW_RESULT mw_ca_artifact_remove(struct mw_ca_store *s, mw_slice image_digest);
 MW_RESULT mw_ca_artifact_list(struct mw_ca_store *s,
                               mw_result (*each)(void *ctx, const struct mw_ca_artifact *a),
                               void *ctx);
+
+/* What a revocation matches. */
+enum mw_ca_artifact_match_kind {
+    MW_CA_MATCH_DIGEST = 1,  /* value: the image digest */
+    MW_CA_MATCH_SIGNER,      /* value: the signer SAN; issuer: its OIDC issuer (NULL: any) */
+    MW_CA_MATCH_KEY_ID,      /* value: 64 lower-case hex */
+    MW_CA_MATCH_ATTESTATION, /* value: the attestation digest */
+};
+
+struct mw_ca_artifact_match {
+    enum mw_ca_artifact_match_kind kind;
+    const char *value;
+    const char *issuer;
+};
+
+/*
+ * Remove every admitted artifact m matches, in one transaction; then call
+ * each (may be NULL) once per removed record, in image-digest order, and set
+ * *n (may be NULL) to how many. Nothing matched is success with *n == 0.
+ * Rows written by schema version 1 carry no signer or key and match only by
+ * digest or attestation. A malformed match value is MW_E_INPUT and removes
+ * nothing. The callback runs after the commit: its failure is returned, but
+ * the revocation stands.
+ */
+MW_RESULT mw_ca_artifact_revoke(struct mw_ca_store *s, const struct mw_ca_artifact_match *m,
+                                mw_result (*each)(void *ctx, const struct mw_ca_artifact *a),
+                                void *ctx, size_t *n);
 
 /* ---------------------------------------------------------------- registrations */
 

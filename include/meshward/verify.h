@@ -220,6 +220,12 @@ MW_RESULT mw_image_policy_explain(const struct mw_image_policy *ip, struct mw_dy
 bool mw_image_policy_sidecar_pinned(const struct mw_image_policy *ip, const char *ns,
                                     const char *digest);
 
+/* Key ids are the lower-case hex SHA-256 of the key's SubjectPublicKeyInfo DER. */
+#define MW_VERIFY_KEY_ID_HEX 64
+
+/* The key id of a PEM public key. */
+MW_RESULT mw_verify_key_id(mw_slice key_pem, char out[MW_VERIFY_KEY_ID_HEX + 1]);
+
 struct mw_image_verdict {
     bool allowed;
     char reason[1024];    /* why: the rule that matched and what passed or failed */
@@ -227,7 +233,14 @@ struct mw_image_verdict {
     char digest[80];      /* "sha256:<hex>" */
     char attestation[80]; /* "sha256:<hex>" of the DSSE payload, "" if none */
     char builder_id[MW_VERIFY_STR];
-    char identity[MW_VERIFY_STR];
+    char identity[MW_VERIFY_STR]; /* the SAN, or "(key)" for a keyed signature */
+    /* Who signed and what was built, for admission and revocation: */
+    char issuer[MW_VERIFY_STR];            /* OIDC issuer; "" when keyed */
+    char key_id[MW_VERIFY_KEY_ID_HEX + 1]; /* keyed: hex SHA-256 of the SPKI DER; else "" */
+    /* SLSA provenance's source repository and ref, each falling back to the
+     * Fulcio certificate's (.12, .14); "" when neither names one. */
+    char source_repo[MW_VERIFY_STR];
+    char source_ref[MW_VERIFY_STR];
 };
 
 /*
@@ -243,8 +256,9 @@ MW_RESULT mw_image_policy_evaluate(const struct mw_image_policy *ip, const struc
 
 /*
  * Verdicts keyed by (image digest, policy hash, trusted-root hash), each
- * valid for ttl seconds. Revoking a digest or a signer identity drops the
- * verdicts it affects at once.
+ * valid for ttl seconds from the caller's clock (now). Each entry keeps its
+ * whole verdict, so revoking a digest, a signer (SAN, issuer), a key or an
+ * attestation drops the verdicts it affects at once.
  */
 struct mw_verdict_cache;
 
@@ -259,10 +273,61 @@ bool mw_verdict_cache_get(struct mw_verdict_cache *c, const char *digest, const 
 /* Drop every verdict for this digest; returns how many. */
 size_t mw_verdict_cache_revoke_digest(struct mw_verdict_cache *c, const char *digest);
 /*
- * Drop every verdict signed by this identity; the affected digests are
- * appended to affected, one per line.
+ * The revocations below drop every matching verdict, fresh or expired, at
+ * once, and append each affected image digest to affected once, one per
+ * line; *n counts the digests (not the verdicts: one digest may have
+ * verdicts under several policies or trusted roots).
+ *
+ * revoke_identity: verdicts signed by this SAN, whatever the issuer.
  */
 MW_RESULT mw_verdict_cache_revoke_identity(struct mw_verdict_cache *c, const char *identity,
                                            struct mw_dynbuf *affected, size_t *n);
+/* Verdicts signed by this SAN as issued by issuer (NULL: any issuer). */
+MW_RESULT mw_verdict_cache_revoke_signer(struct mw_verdict_cache *c, const char *identity,
+                                         const char *issuer, struct mw_dynbuf *affected, size_t *n);
+/* Verdicts signed with the key whose id (mw_verify_key_id) is key_id. */
+MW_RESULT mw_verdict_cache_revoke_key(struct mw_verdict_cache *c, const char *key_id,
+                                      struct mw_dynbuf *affected, size_t *n);
+/* Verdicts resting on this attestation ("sha256:<hex>" of the DSSE payload). */
+MW_RESULT mw_verdict_cache_revoke_attestation(struct mw_verdict_cache *c, const char *attestation,
+                                              struct mw_dynbuf *affected, size_t *n);
+
+/* ---------------------------------------------------------------- admission */
+
+/*
+ * Admission writes an allowed verdict into the CA's admitted-artifact store
+ * (include/meshward/ca_auth.h), which the CA's provenance binding reads.
+ *
+ * The attestation digest is "sha256:" + hex SHA-256 of the DSSE payload as
+ * signed (the in-toto Statement bytes after base64 decoding), not of the
+ * envelope or the bundle: it is what Rekor's dsse and intoto entries record
+ * as the payload hash, and it stays the same when an envelope is re-wrapped
+ * or countersigned.
+ */
+struct mw_ca_store;
+struct mw_ca_artifact;
+struct mw_ca_artifact_match;
+
+/*
+ * Record verdict v, made under the ImagePolicy with SHA-256 policy and the
+ * trusted root with SHA-256 root, as admitted at now; the stored record lands
+ * in out (may be NULL). Refuses (MW_E_VERIFY) a DENY verdict, and an ALLOW
+ * verdict without SLSA provenance (no attestation or builder id): the
+ * provenance binding has nothing to bind. Replaces an earlier record for the
+ * same image digest.
+ */
+MW_RESULT mw_verify_admit(struct mw_ca_store *s, const struct mw_image_verdict *v,
+                          const uint8_t policy[32], const uint8_t root[32], int64_t now,
+                          struct mw_ca_artifact *out);
+
+/*
+ * Revoke in the store and in the verdict cache c (may be NULL) what m
+ * matches: a digest, a signer (SAN and issuer), a key id or an attestation
+ * digest. Every affected image digest is appended to affected once, one per
+ * line; *n counts them. Nothing matched is success with *n == 0.
+ */
+MW_RESULT mw_verify_revoke(struct mw_ca_store *s, struct mw_verdict_cache *c,
+                           const struct mw_ca_artifact_match *m, struct mw_dynbuf *affected,
+                           size_t *n);
 
 #endif

@@ -7,7 +7,7 @@
 #include <meshward/ca_auth.h>
 
 /* Schema version this code reads and writes (the store's meta table). */
-#define MW_CA_STORE_SCHEMA 1
+#define MW_CA_STORE_SCHEMA 2
 
 struct mw_ca_store {
     sqlite3 *db;

@@ -109,6 +109,7 @@ void mw_ca_store_rollback(struct mw_ca_store *s)
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The tables as schema version 1 made them; later versions are migrations[] below. */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS join_token("
@@ -139,38 +140,84 @@ static const char schema_sql[] =
     " digest TEXT NOT NULL,"
     " PRIMARY KEY(seq, pos));";
 
+/*
+ * Migrations: migrations[v - 1] takes a store from version v to v + 1. Each
+ * only adds (columns that are NULL in old rows, indexes), so rows an earlier
+ * meshward wrote stay readable; a store is never migrated down.
+ */
+static const char *const migrations[] = {
+    /* 1 -> 2: who signed the admitted artifact, its source ref, and the policy and trusted
+     * root the verdict was made under; indexes for revocation by signer, key and attestation. */
+    "ALTER TABLE artifact ADD COLUMN source_ref TEXT;"
+    "ALTER TABLE artifact ADD COLUMN signer_identity TEXT;"
+    "ALTER TABLE artifact ADD COLUMN signer_issuer TEXT;"
+    "ALTER TABLE artifact ADD COLUMN key_id TEXT;"
+    "ALTER TABLE artifact ADD COLUMN policy_hash TEXT;"
+    "ALTER TABLE artifact ADD COLUMN trusted_root_hash TEXT;"
+    "CREATE INDEX artifact_signer ON artifact(signer_identity, signer_issuer);"
+    "CREATE INDEX artifact_key ON artifact(key_id);"
+    "CREATE INDEX artifact_attestation ON artifact(attestation_digest);",
+};
+_Static_assert(MW_ARRAY_LEN(migrations) == MW_CA_STORE_SCHEMA - 1,
+               "one migration per schema version step");
+
+/* *found false: a new store (no version recorded yet). */
+static mw_result read_schema_version(struct mw_ca_store *s, int64_t *out, bool *found)
+{
+    MW_DEFER_STMT sqlite3_stmt *get = NULL;
+    MW_GUARD(mw_ca_store_prepare(s, "SELECT value FROM meta WHERE key = 'schema'", &get));
+    int rc = sqlite3_step(get);
+    *found = rc == SQLITE_ROW;
+    *out = 0;
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(get, 0);
+    } else if (rc != SQLITE_DONE) {
+        mw_ca_store_error(s, MW_E_IO, "read schema version");
+        return MW_FAILURE;
+    }
+    /* A statement still holding a row blocks COMMIT. */
+    sqlite3_reset(get);
+    return MW_SUCCESS;
+}
+
+static mw_result write_schema_version(struct mw_ca_store *s)
+{
+    MW_DEFER_STMT sqlite3_stmt *put = NULL;
+    MW_GUARD(mw_ca_store_prepare(s, "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?1)",
+                                 &put));
+    if (sqlite3_bind_int(put, 1, MW_CA_STORE_SCHEMA) != SQLITE_OK ||
+        sqlite3_step(put) != SQLITE_DONE) {
+        mw_ca_store_error(s, MW_E_IO, "write schema version");
+        return MW_FAILURE;
+    }
+    return MW_SUCCESS;
+}
+
+static mw_result migrate(struct mw_ca_store *s)
+{
+    /* The version-1 tables (IF NOT EXISTS): a new store starts at 1 and migrates up. */
+    MW_GUARD(exec_fixed(s, schema_sql, "create schema"));
+    int64_t v;
+    bool found;
+    MW_GUARD(read_schema_version(s, &v, &found));
+    bool fresh = !found;
+    if (fresh)
+        v = 1;
+    MW_ENSURE(v >= 1 && v <= MW_CA_STORE_SCHEMA, MW_E_UNSUPPORTED,
+              "%s: store schema version %" PRId64 ", this meshward reads version %d", s->path, v,
+              MW_CA_STORE_SCHEMA);
+    if (v == MW_CA_STORE_SCHEMA && !fresh)
+        return MW_SUCCESS;
+    for (; v < MW_CA_STORE_SCHEMA; v++)
+        MW_GUARD(exec_fixed(s, migrations[v - 1], "migrate schema"));
+    return write_schema_version(s);
+}
+
 static mw_result check_schema(struct mw_ca_store *s)
 {
+    /* One IMMEDIATE transaction: two processes opening an old store migrate it once. */
     MW_GUARD(mw_ca_store_begin(s));
-    mw_result r = exec_fixed(s, schema_sql, "create schema");
-    MW_DEFER_STMT sqlite3_stmt *get = NULL;
-    MW_DEFER_STMT sqlite3_stmt *put = NULL;
-    if (mw_ok(r))
-        r = mw_ca_store_prepare(s, "SELECT value FROM meta WHERE key = 'schema'", &get);
-    if (mw_ok(r)) {
-        int rc = sqlite3_step(get);
-        if (rc == SQLITE_ROW) {
-            int64_t v = sqlite3_column_int64(get, 0);
-            if (v != MW_CA_STORE_SCHEMA) {
-                mw_error_set(MW_E_UNSUPPORTED,
-                             "%s: store schema version %" PRId64 ", this meshward reads version %d",
-                             s->path, v, MW_CA_STORE_SCHEMA);
-                r = MW_FAILURE;
-            }
-        } else if (rc == SQLITE_DONE) {
-            r = mw_ca_store_prepare(s, "INSERT INTO meta(key, value) VALUES('schema', ?1)", &put);
-            if (mw_ok(r) && (sqlite3_bind_int(put, 1, MW_CA_STORE_SCHEMA) != SQLITE_OK ||
-                             sqlite3_step(put) != SQLITE_DONE)) {
-                mw_ca_store_error(s, MW_E_IO, "write schema version");
-                r = MW_FAILURE;
-            }
-        } else {
-            mw_ca_store_error(s, MW_E_IO, "read schema version");
-            r = MW_FAILURE;
-        }
-        /* A statement still holding a row blocks COMMIT. */
-        sqlite3_reset(get);
-    }
+    mw_result r = migrate(s);
     if (mw_ok(r))
         r = mw_ca_store_commit(s);
     if (mw_failed(r))
@@ -286,6 +333,35 @@ static mw_result check_uri(mw_slice u, const char *what)
     return MW_SUCCESS;
 }
 
+/* Printable ASCII without spaces (a Git ref, a key id): nothing a log line could be split on. */
+static mw_result check_token(mw_slice t, const char *what)
+{
+    for (size_t i = 0; i < t.n; i++)
+        MW_ENSURE(t.p[i] > 0x20 && t.p[i] < 0x7f, MW_E_INPUT,
+                  "%s has a space, control or non-ASCII byte at offset %zu", what, i);
+    return MW_SUCCESS;
+}
+
+/* A SAN (URI or e-mail address): printable ASCII, at most what the record holds. */
+static mw_result check_identity(mw_slice id)
+{
+    MW_ENSURE(id.n > 0, MW_E_INPUT, "signer identity is empty");
+    MW_ENSURE(id.n < sizeof(((struct mw_ca_artifact *)0)->signer_identity), MW_E_LIMIT,
+              "signer identity is %zu bytes, at most %zu", id.n,
+              sizeof(((struct mw_ca_artifact *)0)->signer_identity) - 1);
+    return check_token(id, "signer identity");
+}
+
+static mw_result check_key_id(mw_slice k)
+{
+    MW_ENSURE(k.n == 64, MW_E_INPUT, "key id has %zu characters, want 64 hex (SHA-256 of the SPKI)",
+              k.n);
+    for (size_t i = 0; i < k.n; i++)
+        MW_ENSURE((k.p[i] >= '0' && k.p[i] <= '9') || (k.p[i] >= 'a' && k.p[i] <= 'f'), MW_E_INPUT,
+                  "key id has a character that is not lower-case hex at offset %zu", i);
+    return MW_SUCCESS;
+}
+
 static mw_result artifact_check(const struct mw_ca_artifact *a)
 {
     MW_GUARD(mw_ca_digest_check(mw_slice_cstr(a->image_digest), "image digest"));
@@ -293,22 +369,60 @@ static mw_result artifact_check(const struct mw_ca_artifact *a)
     MW_GUARD(check_uri(mw_slice_cstr(a->builder_id), "builder id"));
     if (a->source_repo[0] != '\0')
         MW_GUARD(check_uri(mw_slice_cstr(a->source_repo), "source repo"));
+    if (a->source_ref[0] != '\0')
+        MW_GUARD(check_token(mw_slice_cstr(a->source_ref), "source ref"));
+    /* A record names one kind of signer: a certificate identity with its issuer, or a key. */
+    MW_ENSURE(a->signer_identity[0] == '\0' || a->key_id[0] == '\0', MW_E_INPUT,
+              "an admitted artifact has a signer identity or a key id, not both");
+    MW_ENSURE((a->signer_identity[0] == '\0') == (a->signer_issuer[0] == '\0'), MW_E_INPUT,
+              "a signer identity needs its OIDC issuer, and an issuer its identity");
+    if (a->signer_identity[0] != '\0') {
+        MW_GUARD(check_identity(mw_slice_cstr(a->signer_identity)));
+        MW_GUARD(check_uri(mw_slice_cstr(a->signer_issuer), "signer issuer"));
+    }
+    if (a->key_id[0] != '\0')
+        MW_GUARD(check_key_id(mw_slice_cstr(a->key_id)));
+    if (a->policy_hash[0] != '\0')
+        MW_GUARD(mw_ca_digest_check(mw_slice_cstr(a->policy_hash), "policy hash"));
+    if (a->trusted_root_hash[0] != '\0')
+        MW_GUARD(mw_ca_digest_check(mw_slice_cstr(a->trusted_root_hash), "trusted-root hash"));
     return MW_SUCCESS;
 }
+
+/* Columns added by schema version 2 are NULL, not "", when unknown: what old rows have too. */
+static mw_result bind_opt(struct mw_ca_store *s, sqlite3_stmt *st, int i, const char *v)
+{
+    if (v[0] != '\0')
+        return bind_text(s, st, i, v);
+    if (sqlite3_bind_null(st, i) != SQLITE_OK) {
+        mw_ca_store_error(s, MW_E_IO, "bind");
+        return MW_FAILURE;
+    }
+    return MW_SUCCESS;
+}
+
+#define ARTIFACT_COLUMNS                                                                  \
+    "image_digest, attestation_digest, builder_id, source_repo, admitted_at, source_ref," \
+    " signer_identity, signer_issuer, key_id, policy_hash, trusted_root_hash"
 
 mw_result mw_ca_artifact_put(struct mw_ca_store *s, const struct mw_ca_artifact *a)
 {
     MW_GUARD(artifact_check(a));
     MW_DEFER_STMT sqlite3_stmt *st = NULL;
-    MW_GUARD(
-        mw_ca_store_prepare(s,
-                            "INSERT OR REPLACE INTO artifact(image_digest, attestation_digest,"
-                            " builder_id, source_repo, admitted_at) VALUES(?1, ?2, ?3, ?4, ?5)",
-                            &st));
+    MW_GUARD(mw_ca_store_prepare(s,
+                                 "INSERT OR REPLACE INTO artifact(" ARTIFACT_COLUMNS ")"
+                                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                 &st));
     MW_GUARD(bind_text(s, st, 1, a->image_digest));
     MW_GUARD(bind_text(s, st, 2, a->attestation_digest));
     MW_GUARD(bind_text(s, st, 3, a->builder_id));
     MW_GUARD(bind_text(s, st, 4, a->source_repo));
+    MW_GUARD(bind_opt(s, st, 6, a->source_ref));
+    MW_GUARD(bind_opt(s, st, 7, a->signer_identity));
+    MW_GUARD(bind_opt(s, st, 8, a->signer_issuer));
+    MW_GUARD(bind_opt(s, st, 9, a->key_id));
+    MW_GUARD(bind_opt(s, st, 10, a->policy_hash));
+    MW_GUARD(bind_opt(s, st, 11, a->trusted_root_hash));
     if (sqlite3_bind_int64(st, 5, a->admitted_at) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
         mw_ca_store_error(s, MW_E_IO, "add artifact");
         return MW_FAILURE;
@@ -325,6 +439,14 @@ static mw_result artifact_row(sqlite3_stmt *st, struct mw_ca_artifact *a)
     MW_GUARD(column_text(st, 2, a->builder_id, sizeof(a->builder_id), "builder id"));
     MW_GUARD(column_text(st, 3, a->source_repo, sizeof(a->source_repo), "source repo"));
     a->admitted_at = sqlite3_column_int64(st, 4);
+    /* NULL (a version-1 row) reads as "". */
+    MW_GUARD(column_text(st, 5, a->source_ref, sizeof(a->source_ref), "source ref"));
+    MW_GUARD(column_text(st, 6, a->signer_identity, sizeof(a->signer_identity), "signer identity"));
+    MW_GUARD(column_text(st, 7, a->signer_issuer, sizeof(a->signer_issuer), "signer issuer"));
+    MW_GUARD(column_text(st, 8, a->key_id, sizeof(a->key_id), "key id"));
+    MW_GUARD(column_text(st, 9, a->policy_hash, sizeof(a->policy_hash), "policy hash"));
+    MW_GUARD(column_text(st, 10, a->trusted_root_hash, sizeof(a->trusted_root_hash),
+                         "trusted-root hash"));
     return MW_SUCCESS;
 }
 
@@ -333,10 +455,8 @@ mw_result mw_ca_artifact_get(struct mw_ca_store *s, mw_slice image_digest,
 {
     MW_GUARD(mw_ca_digest_check(image_digest, "image digest"));
     MW_DEFER_STMT sqlite3_stmt *st = NULL;
-    MW_GUARD(mw_ca_store_prepare(s,
-                                 "SELECT image_digest, attestation_digest, builder_id, source_repo,"
-                                 " admitted_at FROM artifact WHERE image_digest = ?1",
-                                 &st));
+    MW_GUARD(mw_ca_store_prepare(
+        s, "SELECT " ARTIFACT_COLUMNS " FROM artifact WHERE image_digest = ?1", &st));
     MW_GUARD(bind_slice(s, st, 1, image_digest));
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
@@ -369,10 +489,8 @@ mw_result mw_ca_artifact_list(struct mw_ca_store *s,
                               void *ctx)
 {
     MW_DEFER_STMT sqlite3_stmt *st = NULL;
-    MW_GUARD(mw_ca_store_prepare(s,
-                                 "SELECT image_digest, attestation_digest, builder_id, source_repo,"
-                                 " admitted_at FROM artifact ORDER BY admitted_at, image_digest",
-                                 &st));
+    MW_GUARD(mw_ca_store_prepare(
+        s, "SELECT " ARTIFACT_COLUMNS " FROM artifact ORDER BY admitted_at, image_digest", &st));
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
@@ -385,6 +503,120 @@ mw_result mw_ca_artifact_list(struct mw_ca_store *s,
         MW_GUARD(artifact_row(st, &a));
         MW_GUARD(each(ctx, &a));
     }
+}
+
+/* ---------------------------------------------------------------- revocation */
+
+/* The same WHERE clause selects what will go and then deletes it, inside one transaction. */
+#define REVOKE_SQL(where)                                                                  \
+    {                                                                                      \
+        "SELECT " ARTIFACT_COLUMNS " FROM artifact WHERE " where " ORDER BY image_digest", \
+            "DELETE FROM artifact WHERE " where                                            \
+    }
+
+static const struct {
+    const char *select, *delete;
+} revoke_sql[] = {
+    [MW_CA_MATCH_DIGEST] = REVOKE_SQL("image_digest = ?1"),
+    [MW_CA_MATCH_SIGNER] =
+        REVOKE_SQL("signer_identity = ?1 AND (?2 IS NULL OR signer_issuer = ?2)"),
+    [MW_CA_MATCH_KEY_ID] = REVOKE_SQL("key_id = ?1"),
+    [MW_CA_MATCH_ATTESTATION] = REVOKE_SQL("attestation_digest = ?1"),
+};
+
+static mw_result match_check(const struct mw_ca_artifact_match *m)
+{
+    MW_ENSURE(m->kind >= MW_CA_MATCH_DIGEST && m->kind <= MW_CA_MATCH_ATTESTATION, MW_E_INPUT,
+              "unknown revocation match kind %d", (int)m->kind);
+    MW_ENSURE(m->value != NULL, MW_E_INPUT, "revocation needs a value to match");
+    mw_slice v = mw_slice_cstr(m->value);
+    switch (m->kind) {
+    case MW_CA_MATCH_DIGEST:
+        return mw_ca_digest_check(v, "image digest");
+    case MW_CA_MATCH_ATTESTATION:
+        return mw_ca_digest_check(v, "attestation digest");
+    case MW_CA_MATCH_KEY_ID:
+        return check_key_id(v);
+    case MW_CA_MATCH_SIGNER:
+        MW_GUARD(check_identity(v));
+        if (m->issuer != NULL)
+            MW_GUARD(check_uri(mw_slice_cstr(m->issuer), "signer issuer"));
+        return MW_SUCCESS;
+    }
+    return MW_SUCCESS;
+}
+
+struct artifact_list {
+    struct mw_ca_artifact *v;
+    size_t n, cap;
+};
+
+static mw_result collect_and_delete(struct mw_ca_store *s, const struct mw_ca_artifact_match *m,
+                                    struct artifact_list *out)
+{
+    MW_DEFER_STMT sqlite3_stmt *sel = NULL;
+    MW_DEFER_STMT sqlite3_stmt *del = NULL;
+    MW_GUARD(mw_ca_store_prepare(s, revoke_sql[m->kind].select, &sel));
+    MW_GUARD(mw_ca_store_prepare(s, revoke_sql[m->kind].delete, &del));
+    sqlite3_stmt *both[] = {sel, del};
+    for (size_t i = 0; i < MW_ARRAY_LEN(both); i++) {
+        MW_GUARD(bind_text(s, both[i], 1, m->value));
+        if (m->kind == MW_CA_MATCH_SIGNER)
+            MW_GUARD(m->issuer != NULL ? bind_text(s, both[i], 2, m->issuer)
+                                       : bind_opt(s, both[i], 2, ""));
+    }
+    for (;;) {
+        int rc = sqlite3_step(sel);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            mw_ca_store_error(s, MW_E_IO, "read artifacts to revoke");
+            return MW_FAILURE;
+        }
+        if (out->n == out->cap) {
+            size_t cap = out->cap == 0 ? 4 : out->cap * 2;
+            void *p = realloc(out->v, cap * sizeof(*out->v));
+            MW_ENSURE(p != NULL, MW_E_NOMEM, "out of memory");
+            out->v = p;
+            out->cap = cap;
+        }
+        MW_GUARD(artifact_row(sel, &out->v[out->n]));
+        out->n++;
+    }
+    sqlite3_reset(sel);
+    if (sqlite3_step(del) != SQLITE_DONE) {
+        mw_ca_store_error(s, MW_E_IO, "revoke artifacts");
+        return MW_FAILURE;
+    }
+    /* Inside the write transaction nothing else can change the rows between the two. */
+    MW_ENSURE((size_t)sqlite3_changes(s->db) == out->n, MW_E_INTERNAL,
+              "revocation selected %zu artifacts but removed %d", out->n, sqlite3_changes(s->db));
+    return MW_SUCCESS;
+}
+
+mw_result mw_ca_artifact_revoke(struct mw_ca_store *s, const struct mw_ca_artifact_match *m,
+                                mw_result (*each)(void *ctx, const struct mw_ca_artifact *a),
+                                void *ctx, size_t *n)
+{
+    if (n != NULL)
+        *n = 0;
+    MW_GUARD(match_check(m));
+    struct artifact_list got = {0};
+    mw_result r = mw_ca_store_begin(s);
+    if (mw_ok(r)) {
+        r = collect_and_delete(s, m, &got);
+        if (mw_ok(r))
+            r = mw_ca_store_commit(s);
+        if (mw_failed(r))
+            mw_ca_store_rollback(s);
+    }
+    /* Report only what is durably gone. */
+    if (mw_ok(r) && n != NULL)
+        *n = got.n;
+    for (size_t i = 0; mw_ok(r) && each != NULL && i < got.n; i++)
+        r = each(ctx, &got.v[i]);
+    free(got.v);
+    return r;
 }
 
 /* ---------------------------------------------------------------- registrations */

@@ -24,6 +24,8 @@ int mw_cmd_ca(int argc, char **argv);
 int mw_cmd_ca_token(int argc, char **argv);    /* ca token create|list (cmd_ca_token.c) */
 int mw_cmd_ca_artifact(int argc, char **argv); /* ca artifact add|list|remove (cmd_ca_artifact.c) */
 int mw_cmd_ca_audit(int argc, char **argv);    /* ca audit DIR (cmd_ca_audit.c) */
+int mw_cmd_ca_serve(int argc, char **argv);    /* ca serve: the CA over HTTPS (cmd_ca_serve.c) */
+int mw_cmd_ca_request(int argc, char **argv);  /* ca request: its client (cmd_ca_serve.c) */
 /* meshward verify image|... and the sigstore-conformance verify-bundle (cmd_verify.c) */
 int mw_cmd_verify(int argc, char **argv);
 int mw_cmd_verify_bundle(int argc, char **argv);

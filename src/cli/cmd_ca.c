@@ -567,6 +567,8 @@ static void ca_usage(FILE *f)
                "  token                join tokens: create, list\n"
                "  artifact             admitted artifacts: add, list, remove\n"
                "  audit                run the issuance monitor's rules over a log\n"
+               "  serve                the CA service over HTTPS (POST /v1/svid, GET /v1/bundle)\n"
+               "  request              ask a CA service for an X.509-SVID\n"
                "\n"
                "Run 'meshward ca <command> --help' for a command's options.\n");
 }
@@ -590,6 +592,8 @@ int mw_cmd_ca(int argc, char **argv)
         {"token", mw_cmd_ca_token},
         {"artifact", mw_cmd_ca_artifact},
         {"audit", mw_cmd_ca_audit},
+        {"serve", mw_cmd_ca_serve},
+        {"request", mw_cmd_ca_request},
     };
     for (size_t i = 0; i < MW_ARRAY_LEN(subs); i++)
         if (strcmp(argv[1], subs[i].name) == 0)

@@ -2,9 +2,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <meshward/ca_auth.h>
 #include <meshward/tlog.h>
 
 #include "cli/cli.h"
@@ -25,7 +27,11 @@ static void usage(FILE *f)
         "                                      recompute the tree from the tiles, check the\n"
         "                                      checkpoint signature and, with --since, that an\n"
         "                                      earlier checkpoint is a prefix of this log\n"
-        "  prove DIR INDEX --pub PUB [--json]  print entry INDEX and its inclusion proof\n");
+        "  prove DIR INDEX --pub PUB [--json]  print entry INDEX and its inclusion proof\n"
+        "  prove DIR --serial HEX [--serial HEX ...] --pub PUB [--json]\n"
+        "                                      find the issuance records of these certificate\n"
+        "                                      serials and print each with its inclusion proof;\n"
+        "                                      exit 1 when one is not in the log\n");
 }
 
 static int read_key_text(const char *path, bool secret, struct mw_dynbuf *out)
@@ -293,22 +299,161 @@ static int cmd_verify(int argc, char **argv)
     return rc;
 }
 
+/* Print one entry with its proof; false when the output cannot be built. */
+static bool print_proof(uint64_t index, const struct mw_dynbuf *entry, const mw_tlog_hash *proof,
+                        size_t len, const struct mw_checkpoint *cp, bool json,
+                        const struct mw_dynbuf *record_json)
+{
+    struct mw_dynbuf o, b;
+    mw_dynbuf_init(&o, 1 << 20);
+    mw_dynbuf_init(&b, 1 << 18);
+    bool ok;
+    if (json) {
+        ok = mw_ok(mw_dynbuf_addf(&o, "{\"index\":%" PRIu64 ",\"tree_size\":%" PRIu64 ",\"entry\":",
+                                  index, cp->size)) &&
+             mw_ok(mw_dynbuf_add_json_str(&o, mw_dynbuf_slice(entry)));
+        if (ok && record_json != NULL)
+            ok = mw_ok(mw_dynbuf_add_cstr(&o, ",\"record\":")) &&
+                 mw_ok(mw_dynbuf_add_slice(&o, mw_dynbuf_slice(record_json)));
+        ok = ok && mw_ok(mw_dynbuf_add_cstr(&o, ",\"root\":\"")) &&
+             mw_ok(mw_b64_encode(mw_slice_make(cp->root.b, 32), MW_B64_STD, &o)) &&
+             mw_ok(mw_dynbuf_add_cstr(&o, "\",\"proof\":["));
+        for (size_t i = 0; ok && i < len; i++)
+            ok = mw_ok(mw_dynbuf_add_cstr(&o, i ? ",\"" : "\"")) &&
+                 mw_ok(mw_b64_encode(mw_slice_make(proof[i].b, 32), MW_B64_STD, &o)) &&
+                 mw_ok(mw_dynbuf_add_byte(&o, '"'));
+        ok = ok && mw_ok(mw_dynbuf_add_cstr(&o, "]}"));
+        if (ok)
+            printf("%s\n", mw_dynbuf_cstr(&o));
+    } else {
+        printf("index:     %" PRIu64 "\ntree size: %" PRIu64 "\n", index, cp->size);
+        if (record_json != NULL)
+            printf("record:    %s\n", mw_dynbuf_cstr(record_json));
+        ok = mw_ok(mw_dynbuf_add_json_str(&b, mw_dynbuf_slice(entry)));
+        if (ok)
+            printf("entry:     %s\n", mw_dynbuf_cstr(&b));
+        print_hash_b64("root:      ", &cp->root);
+        for (size_t i = 0; i < len; i++)
+            print_hash_b64("proof:     ", &proof[i]);
+    }
+    mw_dynbuf_free(&o);
+    mw_dynbuf_free(&b);
+    return ok;
+}
+
+#define MAX_SERIALS 4096
+
+/* Lower-case hex without leading zeros ("0" for zero); false if s is not hex or too long. */
+static bool normalize_serial(const char *s, char out[64])
+{
+    while (*s == '0' && s[1] != '\0')
+        s++;
+    size_t n = strlen(s);
+    if (n == 0 || n >= 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/*
+ * Scan the log for issuance records of the given serials. Each entry read is
+ * verified against the signed checkpoint (mw_tlog_read_entry), so what is
+ * printed is what the checkpoint commits to.
+ */
+static int prove_serials(const char *dir, struct mw_note_verifier *v, char (*want)[64], size_t n,
+                         bool json)
+{
+    bool *found = calloc(n, sizeof(bool));
+    if (found == NULL)
+        return MW_EXIT_IO;
+    struct mw_dynbuf entry, hex, rj;
+    mw_dynbuf_init(&entry, MW_TLOG_MAX_ENTRY + 1);
+    mw_dynbuf_init(&hex, 128);
+    mw_dynbuf_init(&rj, 1 << 18);
+    mw_tlog_hash proof[64];
+    size_t len = 0, nfound = 0;
+    struct mw_checkpoint cp = {.size = 1};
+    int rc = MW_EXIT_OK;
+    for (uint64_t i = 0; i < cp.size && nfound < n; i++) {
+        mw_dynbuf_reset(&entry);
+        if (mw_failed(mw_tlog_read_entry(dir, v, i, &entry, proof, &len, &cp))) {
+            if (i == 0 && mw_error_code() == MW_E_NOTFOUND)
+                break; /* an empty log */
+            rc = mw_cli_report_error("log prove");
+            break;
+        }
+        struct mw_ca_record rec;
+        if (mw_failed(mw_ca_record_parse(mw_dynbuf_slice(&entry), &rec)))
+            continue; /* not an issuance record: ca audit reports those */
+        mw_dynbuf_reset(&hex);
+        char got[64];
+        if (mw_failed(mw_hex_encode(rec.serial, &hex)) ||
+            !normalize_serial(mw_dynbuf_cstr(&hex), got))
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            if (found[k] || strcmp(want[k], got) != 0)
+                continue;
+            found[k] = true;
+            nfound++;
+            mw_dynbuf_reset(&rj);
+            if (mw_failed(mw_ca_record_to_json(&rec, &rj)) ||
+                !print_proof(i, &entry, proof, len, &cp, json, &rj))
+                rc = mw_cli_report_error("log prove");
+        }
+    }
+    for (size_t k = 0; rc == MW_EXIT_OK && k < n; k++)
+        if (!found[k]) {
+            fprintf(stderr,
+                    "meshward: log prove: serial %s is not in the log (%" PRIu64 " entries)\n",
+                    want[k], cp.size);
+            rc = MW_EXIT_REJECT;
+        }
+    for (size_t k = 0; rc == MW_EXIT_REJECT && k < n; k++)
+        if (!found[k])
+            fprintf(stderr, "missing: %s\n", want[k]);
+    free(found);
+    mw_dynbuf_free(&entry);
+    mw_dynbuf_free(&hex);
+    mw_dynbuf_free(&rj);
+    return rc;
+}
+
 static int cmd_prove(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"pub", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
+        {"serial", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *pub = NULL;
     bool json = false;
+    static char serials[MAX_SERIALS][64];
+    size_t nserials = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:js:h", opts, NULL)) != -1) {
         if (c == 'p') {
             pub = optarg;
         } else if (c == 'j') {
             json = true;
+        } else if (c == 's') {
+            if (nserials == MAX_SERIALS || !normalize_serial(optarg, serials[nserials])) {
+                fprintf(stderr,
+                        "meshward: log prove: --serial wants hex digits (at most %d "
+                        "serials), got \"%.80s\"\n",
+                        MAX_SERIALS, optarg);
+                return MW_EXIT_USAGE;
+            }
+            nserials++;
         } else if (c == 'h') {
             usage(stdout);
             return MW_EXIT_OK;
@@ -316,17 +461,24 @@ static int cmd_prove(int argc, char **argv)
             return MW_EXIT_USAGE;
         }
     }
-    uint64_t index;
-    if (pub == NULL || argc - optind != 2) {
-        fprintf(stderr, "meshward: log prove needs DIR INDEX and --pub PUB\n");
+    uint64_t index = 0;
+    if (pub == NULL || argc - optind != (nserials > 0 ? 1 : 2)) {
+        fprintf(stderr,
+                "meshward: log prove needs DIR INDEX (or DIR --serial HEX) and --pub PUB\n");
         return MW_EXIT_USAGE;
     }
-    if (mw_failed(mw_parse_u64(mw_slice_cstr(argv[optind + 1]), 0, UINT64_MAX, "INDEX", &index))) {
+    if (nserials == 0 &&
+        mw_failed(mw_parse_u64(mw_slice_cstr(argv[optind + 1]), 0, UINT64_MAX, "INDEX", &index))) {
         mw_cli_report_error(NULL);
         return MW_EXIT_USAGE;
     }
     struct mw_note_verifier *v = NULL;
     int rc = load_verifier(pub, &v);
+    if (rc == MW_EXIT_OK && nserials > 0) {
+        rc = prove_serials(argv[optind], v, serials, nserials, json);
+        mw_note_verifier_free(v);
+        return rc;
+    }
     struct mw_dynbuf entry;
     mw_dynbuf_init(&entry, MW_TLOG_MAX_ENTRY + 1);
     mw_tlog_hash proof[64];
@@ -335,40 +487,8 @@ static int cmd_prove(int argc, char **argv)
     if (rc == MW_EXIT_OK &&
         mw_failed(mw_tlog_read_entry(argv[optind], v, index, &entry, proof, &len, &cp)))
         rc = mw_cli_report_error("log prove");
-    if (rc == MW_EXIT_OK) {
-        struct mw_dynbuf o, b;
-        mw_dynbuf_init(&o, 1 << 20);
-        mw_dynbuf_init(&b, 1 << 18);
-        bool ok;
-        if (json) {
-            ok = mw_ok(mw_dynbuf_addf(
-                     &o, "{\"index\":%" PRIu64 ",\"tree_size\":%" PRIu64 ",\"entry\":", index,
-                     cp.size)) &&
-                 mw_ok(mw_dynbuf_add_json_str(&o, mw_dynbuf_slice(&entry))) &&
-                 mw_ok(mw_dynbuf_add_cstr(&o, ",\"root\":\"")) &&
-                 mw_ok(mw_b64_encode(mw_slice_make(cp.root.b, 32), MW_B64_STD, &o)) &&
-                 mw_ok(mw_dynbuf_add_cstr(&o, "\",\"proof\":["));
-            for (size_t i = 0; ok && i < len; i++)
-                ok = mw_ok(mw_dynbuf_add_cstr(&o, i ? ",\"" : "\"")) &&
-                     mw_ok(mw_b64_encode(mw_slice_make(proof[i].b, 32), MW_B64_STD, &o)) &&
-                     mw_ok(mw_dynbuf_add_byte(&o, '"'));
-            ok = ok && mw_ok(mw_dynbuf_add_cstr(&o, "]}"));
-            if (ok)
-                printf("%s\n", mw_dynbuf_cstr(&o));
-        } else {
-            printf("index:     %" PRIu64 "\ntree size: %" PRIu64 "\n", index, cp.size);
-            ok = mw_ok(mw_dynbuf_add_json_str(&b, mw_dynbuf_slice(&entry)));
-            if (ok)
-                printf("entry:     %s\n", mw_dynbuf_cstr(&b));
-            print_hash_b64("root:      ", &cp.root);
-            for (size_t i = 0; i < len; i++)
-                print_hash_b64("proof:     ", &proof[i]);
-        }
-        mw_dynbuf_free(&o);
-        mw_dynbuf_free(&b);
-        if (!ok)
-            rc = mw_cli_report_error("log prove");
-    }
+    if (rc == MW_EXIT_OK && !print_proof(index, &entry, proof, len, &cp, json, NULL))
+        rc = mw_cli_report_error("log prove");
     mw_dynbuf_free(&entry);
     mw_note_verifier_free(v);
     return rc;

@@ -3,7 +3,9 @@
  * trusted-root hash) so that an admission answer is a hash lookup, not a
  * P-384 verification (anchors-supply-chain.md §11). Changing the policy or
  * the trusted root changes the key, so stale verdicts can never be served
- * for a new policy; revocation drops affected entries at once.
+ * for a new policy; revocation drops affected entries at once. Each entry
+ * carries its verdict whole, so the signer (SAN and issuer, or key id) and
+ * the attestation digest a revocation matches on are in the entry itself.
  */
 #include <string.h>
 
@@ -155,16 +157,99 @@ size_t mw_verdict_cache_revoke_digest(struct mw_verdict_cache *c, const char *di
     return n;
 }
 
+/* What a revocation drops: a predicate over the cached verdict. */
+struct revoke_match {
+    bool (*hit)(const struct mw_image_verdict *v, const struct revoke_match *m);
+    const char *value;
+    const char *issuer;
+};
+
+/* Has this call already listed digest? affected[from..] holds its lines so far. */
+static bool listed(const struct mw_dynbuf *affected, size_t from, const char *digest)
+{
+    if (affected->n == from)
+        return false;
+    size_t dn = strlen(digest);
+    const char *p = (const char *)affected->p + from;
+    const char *end = (const char *)affected->p + affected->n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ln = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        if (ln == dn && memcmp(p, digest, dn) == 0)
+            return true;
+        p += ln + 1;
+    }
+    return false;
+}
+
+static mw_result revoke(struct mw_verdict_cache *c, const struct revoke_match *m,
+                        struct mw_dynbuf *affected, size_t *n)
+{
+    *n = 0;
+    size_t from = affected->n;
+    /* List first, then drop: a failure to list (the buffer's limit) leaves the cache as it was,
+     * so the caller can retry rather than lose track of what was revoked. */
+    for (size_t i = 0; i < c->cap; i++) {
+        const struct cache_entry *e = &c->e[i];
+        if (!e->used || !m->hit(&e->v, m) || listed(affected, from, e->v.digest))
+            continue;
+        MW_GUARD(mw_dynbuf_addf(affected, "%s\n", e->v.digest));
+        (*n)++;
+    }
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->e[i].used && m->hit(&c->e[i].v, m))
+            unlink_entry(c, (int32_t)i);
+    return MW_SUCCESS;
+}
+
+/* A keyed verdict's identity is a placeholder, never a SAN: only keyless verdicts match. */
+static bool hit_signer(const struct mw_image_verdict *v, const struct revoke_match *m)
+{
+    return v->key_id[0] == '\0' && strcmp(v->identity, m->value) == 0 &&
+           (m->issuer == NULL || strcmp(v->issuer, m->issuer) == 0);
+}
+
+static bool hit_key(const struct mw_image_verdict *v, const struct revoke_match *m)
+{
+    return v->key_id[0] != '\0' && strcmp(v->key_id, m->value) == 0;
+}
+
+static bool hit_attestation(const struct mw_image_verdict *v, const struct revoke_match *m)
+{
+    return v->attestation[0] != '\0' && strcmp(v->attestation, m->value) == 0;
+}
+
 mw_result mw_verdict_cache_revoke_identity(struct mw_verdict_cache *c, const char *identity,
                                            struct mw_dynbuf *affected, size_t *n)
 {
+    return mw_verdict_cache_revoke_signer(c, identity, NULL, affected, n);
+}
+
+mw_result mw_verdict_cache_revoke_signer(struct mw_verdict_cache *c, const char *identity,
+                                         const char *issuer, struct mw_dynbuf *affected, size_t *n)
+{
     *n = 0;
-    for (size_t i = 0; i < c->cap; i++) {
-        if (!c->e[i].used || strcmp(c->e[i].v.identity, identity) != 0)
-            continue;
-        MW_GUARD(mw_dynbuf_addf(affected, "%s\n", c->e[i].v.digest));
-        unlink_entry(c, (int32_t)i);
-        (*n)++;
-    }
-    return MW_SUCCESS;
+    MW_ENSURE(identity != NULL && identity[0] != '\0', MW_E_INPUT,
+              "revocation by identity needs a non-empty SAN");
+    struct revoke_match m = {.hit = hit_signer, .value = identity, .issuer = issuer};
+    return revoke(c, &m, affected, n);
+}
+
+mw_result mw_verdict_cache_revoke_key(struct mw_verdict_cache *c, const char *key_id,
+                                      struct mw_dynbuf *affected, size_t *n)
+{
+    *n = 0;
+    MW_ENSURE(key_id != NULL && key_id[0] != '\0', MW_E_INPUT, "revocation by key needs a key id");
+    struct revoke_match m = {.hit = hit_key, .value = key_id};
+    return revoke(c, &m, affected, n);
+}
+
+mw_result mw_verdict_cache_revoke_attestation(struct mw_verdict_cache *c, const char *attestation,
+                                              struct mw_dynbuf *affected, size_t *n)
+{
+    *n = 0;
+    MW_ENSURE(attestation != NULL && attestation[0] != '\0', MW_E_INPUT,
+              "revocation by attestation needs an attestation digest");
+    struct revoke_match m = {.hit = hit_attestation, .value = attestation};
+    return revoke(c, &m, affected, n);
 }

@@ -442,6 +442,34 @@ static mw_result check_provenance(const struct ip_rule *r, const struct mw_sigst
     return MW_SUCCESS;
 }
 
+/*
+ * The source repository and ref for admission: SLSA provenance's, each
+ * falling back to the Fulcio certificate's (.12, .14). Both were verified:
+ * the provenance is signed by the signer, the extensions by Fulcio.
+ */
+static mw_result verdict_source(struct mw_image_verdict *v, const struct mw_sigstore_bundle *b,
+                                const struct mw_verify_result *res)
+{
+    const char *repo = res->source_repo, *ref = res->source_ref;
+    struct mw_intoto *st = NULL;
+    if (res->dsse) {
+        const char *pt;
+        MW_GUARD(mw_intoto_parse(mw_sigstore_bundle_payload(b, &pt), &st));
+        struct mw_slsa slsa;
+        mw_intoto_slsa(st, &slsa);
+        if (slsa.version != 0 && slsa.source_repo != NULL && slsa.source_repo[0] != '\0')
+            repo = slsa.source_repo;
+        if (slsa.version != 0 && slsa.source_ref != NULL && slsa.source_ref[0] != '\0')
+            ref = slsa.source_ref;
+    }
+    mw_result r =
+        mw_vcopy(v->source_repo, sizeof(v->source_repo), repo, strlen(repo), "source repository");
+    if (mw_ok(r))
+        r = mw_vcopy(v->source_ref, sizeof(v->source_ref), ref, strlen(ref), "source ref");
+    mw_intoto_free(st);
+    return r;
+}
+
 mw_result mw_image_policy_evaluate(const struct mw_image_policy *ip, const struct mw_trust_root *tr,
                                    const char *image, const struct mw_sigstore_bundle *b,
                                    const struct mw_clock *now, struct mw_image_verdict *v)
@@ -481,6 +509,11 @@ mw_result mw_image_policy_evaluate(const struct mw_image_policy *ip, const struc
             continue;
         }
         snprintf(v->identity, sizeof(v->identity), "%s", res.keyed ? "(key)" : res.identity);
+        if (res.keyed)
+            MW_GUARD(mw_verify_key_id(mw_slice_cstr(s->key_pem), v->key_id));
+        else
+            snprintf(v->issuer, sizeof(v->issuer), "%s", res.issuer);
+        MW_GUARD(verdict_source(v, b, &res));
         if (res.dsse) {
             MW_DEFER_BUF struct mw_dynbuf h;
             mw_dynbuf_init(&h, 128);
