@@ -1,0 +1,325 @@
+/* Internal to the sidecar part (not the telemetry files, see sidecar_metrics.h). */
+#ifndef MESHWARD_SIDECAR_INTERNAL_H
+#define MESHWARD_SIDECAR_INTERNAL_H
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <ev.h>
+
+#include <meshward/net.h>
+#include <meshward/policy.h>
+#include <meshward/sidecar.h>
+#include <meshward/spiffe.h>
+
+#include "sidecar/sidecar_metrics.h"
+
+/* linux/netfilter_ipv4.h; that header cannot be included beside netinet/in.h. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+
+/*
+ * For results nothing can be done about (a metric not counted for lack of
+ * memory, an access-log line not written): the request goes on.
+ */
+static inline void sc_ignore(mw_result r)
+{
+    (void)r;
+}
+
+/* ---------------------------------------------------------------- configuration */
+
+struct sc_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64]; /* "127.0.0.1:8080" or "[::1]:8080" */
+};
+
+struct sc_port {
+    uint16_t port;        /* workload port: what policies and PeerAuthentication name */
+    bool http;            /* protocol http (true) or tcp */
+    uint16_t listen_port; /* explicit listener for this port; 0: SO_ORIGINAL_DST on inbound.port */
+    uint16_t app_port;    /* where the app listens; default port */
+    enum mw_policy_mtls mtls; /* effective mode, resolved at start and on reload */
+    const char *mtls_policy;
+};
+
+struct sc_service {
+    const char *name;          /* host name the app uses (proxy mode) */
+    uint16_t port;             /* service port (proxy mode) */
+    struct sc_addr *endpoints; /* the destination sidecars (transparent mode matches these) */
+    size_t n_endpoints;
+    size_t next;           /* round robin */
+    const char *spiffe_id; /* expected server identity, "spiffe://td/ns/x/sa/y" */
+    uint16_t local_port;   /* explicit local listener for this service; 0: none */
+};
+
+struct sc_egress {
+    const char *host; /* exact name or "*.suffix"; NULL for a CIDR */
+    struct mw_policy_ip net;
+    unsigned prefix;
+    uint16_t *ports;
+    size_t n_ports;
+    const char *where; /* "file:line" of the declaration */
+};
+
+struct sc_bundle_ref {
+    const char *td;
+    const char *file;
+};
+
+enum sc_identity_mode { SC_ID_STATIC = 1, SC_ID_CA };
+
+struct mw_sidecar_config {
+    const char *path, *dir;
+    const char *name; /* metadata.name */
+    const char *ns, *sa, *td;
+    const char **label_keys, **label_values;
+    size_t n_labels;
+
+    enum sc_identity_mode id_mode;
+    const char *cert_file, *key_file;
+    struct sc_bundle_ref *bundles;
+    size_t n_bundles;
+    const char *ca_url, *credential_file; /* reserved: CA mode */
+
+    const char *in_address;
+    uint16_t in_port; /* 0: no transparent inbound listener */
+    const char *app_address;
+    struct sc_port *ports;
+    size_t n_ports;
+
+    const char *out_address;
+    uint16_t out_port; /* 0: no outbound listener */
+    struct sc_service *services;
+    size_t n_services;
+
+    struct sc_egress *egress;
+    size_t n_egress;
+    const char **policy_files;
+    size_t n_policy_files;
+    enum mw_policy_path_norm path_norm;
+    const char *root_namespace;
+
+    const char *admin_address;
+    uint16_t admin_port;
+    const char *access_log; /* NULL: none; "-": stdout */
+
+    double head_timeout, idle_timeout, connect_timeout;
+    size_t max_connections;
+
+    /* every allocation above, freed together */
+    void **owned;
+    size_t n_owned, cap_owned;
+};
+
+/* The policy set and engine a configuration names (policies + workload). */
+MW_RESULT sc_policies_load(const struct mw_sidecar_config *cfg, struct mw_policy_set **set,
+                           struct mw_policy_engine **engine);
+void sc_mesh(const struct mw_sidecar_config *cfg, struct mw_policy_mesh *mesh);
+/* Resolve each port's PeerAuthentication mode. */
+void sc_ports_resolve_mtls(struct mw_sidecar_config *cfg, const struct mw_policy_set *set);
+
+/* Egress: true when host (may be NULL) or addr, with port, is declared. *where: declaration. */
+bool sc_egress_allowed(const struct mw_sidecar_config *cfg, const char *host,
+                       const struct sockaddr_storage *addr, uint16_t port, const char **where);
+/* The service whose endpoint is addr, or whose name:port is host:port (host may be NULL). */
+struct sc_service *sc_registry_find(const struct mw_sidecar_config *cfg, const char *host,
+                                    const struct sockaddr_storage *addr, uint16_t port);
+MW_RESULT sc_addr_parse(const char *host, uint16_t port, struct sc_addr *out);
+void sc_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- identity */
+
+struct sc_identity {
+    X509 *leaf;
+    STACK_OF(X509) * chain; /* intermediates */
+    EVP_PKEY *key;
+    char spiffe_id[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16];
+    char principal[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16]; /* without "spiffe://" */
+    int64_t not_after;
+    struct mw_bundle **bundles;
+    size_t n_bundles;
+};
+
+struct mw_sidecar;
+
+/* Load and validate the SVID (against the bundle of its own trust domain) and all bundles. */
+MW_RESULT sc_identity_load(const struct mw_sidecar_config *cfg, struct sc_identity **out);
+void sc_identity_free(struct sc_identity *id);
+/* Validate a peer chain (concatenated DER, leaf first) against the bundle of its trust domain. */
+MW_RESULT sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
+                                  struct mw_spiffe_id *peer);
+/* Server (client certificate required) and client TLS contexts for this identity. */
+MW_RESULT sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct mw_tls_ctx **server,
+                          struct mw_tls_ctx **client);
+
+/* ---------------------------------------------------------------- runtime */
+
+struct sc_listener {
+    int fd;
+    ev_io io;
+    enum { SC_L_INBOUND, SC_L_INBOUND_PORT, SC_L_OUTBOUND, SC_L_SERVICE } kind;
+    size_t index; /* port (SC_L_INBOUND_PORT) or service (SC_L_SERVICE) index */
+    struct mw_sidecar *sc;
+    struct sc_listener *next;
+};
+
+/* A linear buffer of bytes read from one socket. */
+#define SC_BUF_CAP (32u << 10)
+struct sc_buf {
+    uint8_t *p;
+    size_t off, len; /* unread bytes are p[off .. off+len) */
+};
+
+/* One side of a connection: a socket, maybe TLS. */
+struct sc_sock {
+    int fd;
+    SSL *ssl;
+    struct mw_tls_ctx *tls; /* referenced while ssl lives */
+    ev_io io;
+    int events;
+    bool connecting, handshaking;
+    int hs_want, r_want, w_want; /* events an operation blocked on; 0: not blocked */
+    bool rd_eof, wr_shut, failed;
+};
+
+enum sc_kind {
+    SC_RELAY,    /* bytes both ways (TCP ports, outbound, egress) */
+    SC_HTTP_IN,  /* inbound HTTP/1.1 port */
+    SC_PROXY_IN, /* outbound explicit proxy: read the first head to learn the destination */
+    SC_PEEK,     /* inbound PERMISSIVE: first bytes not seen yet */
+};
+
+enum sc_http_state { H_HEAD, H_REQ_BODY, H_RESP_HEAD, H_RESP_BODY, H_CLOSING };
+
+struct sc_conn {
+    struct mw_sidecar *sc;
+    struct sc_conn *prev, *next;
+    enum sc_kind kind;
+    bool inbound;
+    struct sc_sock d, u; /* downstream (the peer or the app), upstream */
+    struct sc_buf d_in, u_in;
+    struct mw_dynbuf d_out, u_out; /* HTTP: bytes to write */
+    ev_timer timer;
+    double deadline; /* ev_now time; 0: none */
+    bool closing;
+    /* who and where */
+    struct sockaddr_storage peer_ss, local_ss, dst_ss;
+    char peer_addr[64], local_addr[64], upstream_addr[64];
+    uint16_t dport; /* workload port (inbound) or destination port (outbound) */
+    uint16_t app_port;
+    bool http;
+    enum mw_policy_mtls mtls_mode;
+    bool mtls; /* the downstream (inbound) or upstream (outbound) is mutual TLS */
+    char peer_id[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16];   /* "spiffe://..." or "" */
+    char principal[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16]; /* "td/ns/x/sa/y" or "" */
+    char xfcc_hash[65];
+    char image_digest[80];
+    char builder_id[1040];
+    char sni[256];
+    char expected_id[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX +
+                     16]; /* outbound: the server must be this */
+    char service[256];
+    bool egress;
+    bool pre_done; /* inbound: TLS or plaintext decided, peer identity known */
+    bool tls_chosen;
+    /* HTTP inbound */
+    enum sc_http_state hs;
+    struct mw_http_body body;
+    bool req_keep_alive, resp_keep_alive, resp_chunked_out, resp_close_out;
+    bool head_started;
+    bool client10;    /* the request was HTTP/1.0 */
+    bool established; /* outbound: destination chosen and (for mTLS) the server checked */
+    char method[32];
+    char path[1024];
+    char authority[256];
+    char user_agent[256];
+    char request_id[128];
+    int status;
+    const char *decision_policy;
+    uint64_t req_bytes, resp_bytes;
+    uint64_t req_start_ns;
+    int64_t req_start_ms;
+    /* stats */
+    uint64_t sent, received, sent_reported, received_reported;
+    uint64_t start_ns;
+    int64_t start_ms;
+    bool opened_reported;
+};
+
+struct sc_pool_entry {
+    int fd;
+    uint16_t port;
+    double since;
+    struct sc_pool_entry *next;
+};
+
+struct mw_sidecar {
+    struct ev_loop *loop;
+    struct mw_sidecar_config *cfg;
+    struct mw_policy_set *set;
+    struct mw_policy_engine *engine;
+    struct sc_identity *id;
+    struct mw_tls_ctx *tls_server, *tls_client;
+    struct mw_metrics *metrics;
+    FILE *access_log;
+    struct mw_http_server *admin;
+    struct sc_listener *listeners;
+    struct sc_conn *conns; /* every open connection */
+    size_t n_conns;
+    int64_t config_loaded_at;
+    bool stopping;
+    double stop_deadline;
+    struct sc_pool_entry *pool; /* idle loopback connections to the app */
+    size_t n_pool;
+    uint64_t spiffe_mismatch, egress_denied, reloads, reload_failures;
+};
+
+/* Counted in the peer check; peer identity is read again after the handshake. */
+bool sc_peer_check(mw_slice chain, void *arg);
+
+/* sidecar_proxy.c: connections, sockets, buffers, the relay and the pump */
+struct sc_conn *sc_conn_new(struct mw_sidecar *sc, int fd, enum sc_kind kind, bool inbound);
+void sc_conn_close(struct sc_conn *c);
+void sc_conn_pump(struct sc_conn *c);
+void sc_conn_set_deadline(struct sc_conn *c, double seconds);
+/* Start TLS on a socket (server or client side). */
+mw_result sc_sock_tls(struct sc_conn *c, struct sc_sock *s, struct mw_tls_ctx *ctx, bool server,
+                      const char *sni);
+/* Non-blocking connect of c->u to addr. */
+mw_result sc_conn_connect(struct sc_conn *c, const struct sockaddr_storage *addr, socklen_t len);
+/* An idle pooled connection to the app port, or -1. */
+int sc_pool_take(struct mw_sidecar *sc, uint16_t port);
+void sc_pool_put(struct mw_sidecar *sc, int fd, uint16_t port);
+void sc_pool_flush(struct mw_sidecar *sc);
+void sc_conns_close_all(struct mw_sidecar *sc);
+void sc_buf_consume(struct sc_buf *b, size_t n);
+bool sc_relay_step(struct sc_conn *c);
+static inline mw_slice sc_buf_slice(const struct sc_buf *b)
+{
+    return mw_slice_make(b->p + b->off, b->len);
+}
+/* Telemetry at the end of a TCP connection (and bytes so far). */
+void sc_conn_report_tcp(struct sc_conn *c, bool closing);
+
+/* sidecar_inbound.c */
+void sc_inbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);
+/* The kind-specific step of the pump; returns true when it made progress. */
+bool sc_inbound_step(struct sc_conn *c);
+bool sc_http_step(struct sc_conn *c);
+
+/* sidecar_outbound.c */
+void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);
+bool sc_outbound_step(struct sc_conn *c);
+
+/* sidecar_main.c: telemetry helpers */
+void sc_labels_init(const struct mw_sidecar *sc, struct mw_istio_labels *l, bool inbound);
+
+/* Path normalisation is the policy engine's; this makes "td/ns/x/sa/y" from an ID. */
+void sc_principal(const struct mw_spiffe_id *id, char *buf, size_t len);
+
+#endif
