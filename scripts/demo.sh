@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # meshward demo: a small mesh on this host.
 #
-#   scripts/demo.sh [PATH/TO/meshward] [--check]
+#   scripts/demo.sh [PATH/TO/meshward] [--check] [--loopback]
 #
 # As root it builds four network namespaces joined by a bridge (nothing is
 # routed off the machine): "control" runs the mesh CA, and three workloads
 # (client, productpage, reviews) each run a real HTTP server behind a meshward
-# sidecar with iptables interception. Each workload gets its X.509-SVID from
+# sidecar with iptables interception. Without root (or with --loopback) the
+# same mesh runs on 127.0.0.1 ports, the sidecars addressed explicitly. Each workload gets its X.509-SVID from
 # the CA with a single-use join token; every certificate lands in the CA's
 # tamper-evident issuance log. Then traffic is driven that is allowed, denied
 # by identity, denied by path (including a bypass spelling), and blocked at
@@ -14,16 +15,18 @@
 #
 # With --check (used by tests/integration/test_demo.sh) every outcome is
 # asserted and the script exits non-zero if one is wrong; without it, it waits
-# for Enter (when run on a terminal) before tearing everything down.
+# until Ctrl-C (when run on a terminal), then removes everything it made.
 set -uo pipefail
 
 mw=""
 check=0
+mode=netns
 for a in "$@"; do
   case "$a" in
   --check) check=1 ;;
+  --loopback) mode=loopback ;;
   -h | --help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) mw=$a ;;
@@ -51,37 +54,108 @@ outcome() {
   fi
 }
 
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
-  echo "demo: the mesh demo needs root, iproute2 and iptables (it makes network namespaces)." >&2
-  echo "demo: on a fresh machine run it as root: sudo make demo" >&2
-  exit 1
+if [ "$mode" = netns ] && { [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null ||
+  ! command -v iptables >/dev/null; }; then
+  echo "demo: not root (or no iproute2/iptables): running the mesh on 127.0.0.1 ports instead"
+  echo "demo: of network namespaces. As root, it uses namespaces and iptables interception."
+  mode=loopback
 fi
 
 # shellcheck source=../tests/integration/lib_netns.sh
 . "$root/tests/integration/lib_netns.sh"
 work=$(mktemp -d /tmp/meshward-demo.XXXXXX)
 chmod 755 "$work"
+LOOP_PIDS=()
 finish() {
+  local p
   netns_cleanup
+  for p in "${LOOP_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${LOOP_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   # MW_DEMO_KEEP=1 keeps the files (logs, certificates, the issuance log) for a look afterwards.
   if [ "${MW_DEMO_KEEP:-0}" = 1 ]; then echo "demo: files kept in $work"; else rm -rf "$work"; fi
 }
-netns_setup demo 4 || {
-  echo "demo: could not create network namespaces" >&2
-  exit 1
-}
+if [ "$mode" = netns ]; then
+  netns_setup demo 4 || {
+    echo "demo: could not create network namespaces" >&2
+    exit 1
+  }
+fi
 trap finish EXIT
 trap 'exit 130' INT TERM
 cd "$work"
+
+# on I CMD...: run CMD on host I; bg I CMD...: the same in the background.
+on() {
+  local i=$1
+  shift
+  if [ "$mode" = netns ]; then netns_exec "$i" "$@"; else "$@"; fi
+}
+bg() {
+  local i=$1
+  shift
+  if [ "$mode" = netns ]; then
+    netns_bg "$i" "$@"
+  else
+    "$@" &
+    LOOP_PIDS+=($!)
+  fi
+}
+wait_port() { # wait_port I ADDR PORT
+  if [ "$mode" = netns ]; then
+    netns_wait_port "$1" "$2" "$3" 100
+  else
+    local k
+    for ((k = 0; k < 100; k++)); do
+      ss -Htln "sport = :$3" 2>/dev/null | grep -q "$2:$3" && return 0
+      sleep 0.1
+    done
+    return 1
+  fi
+}
+# A free block of 60 loopback ports for loopback mode.
+free_base() {
+  local b k used
+  for ((k = 0; k < 50; k++)); do
+    b=$((20000 + (RANDOM % 400) * 100))
+    used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
+      awk -v lo="$b" -v hi="$((b + 60))" '$1 >= lo && $1 < hi' | head -1)
+    [ -z "$used" ] && echo "$b" && return 0
+  done
+  return 1
+}
 
 CONTROL=0
 NAMES=(control client productpage reviews)
 td=cluster.local
 ns=demo
 proxy_uid=1337
-ca_addr=$(netns_addr $CONTROL)
+if [ "$mode" = netns ]; then
+  for i in 0 1 2 3; do ADDR[i]=$(netns_addr "$i"); done
+  ca_port=8443 ext_open=8081 ext_closed=8080
+  for i in 1 2 3; do
+    APP[i]=9080 IN[i]=15006 OUT[i]=15001 ADMIN[i]=15000 LP_PP[i]=0 LP_RV[i]=0
+  done
+  where="control namespace"
+else
+  base=$(free_base) || {
+    echo "demo: no free block of loopback ports" >&2
+    exit 1
+  }
+  for i in 0 1 2 3; do ADDR[i]=127.0.0.1; done
+  ca_port=$((base + 1)) ext_closed=$((base + 2)) ext_open=$((base + 3))
+  for i in 1 2 3; do
+    APP[i]=$((base + 10 * i)) IN[i]=$((base + 10 * i + 1)) ADMIN[i]=$((base + 10 * i + 2))
+    OUT[i]=$((base + 10 * i + 3)) LP_PP[i]=$((base + 10 * i + 4)) LP_RV[i]=$((base + 10 * i + 5))
+  done
+  where="loopback"
+fi
+ca_addr=${ADDR[$CONTROL]}
+# The proxy runs as its own uid where interception needs it to (netns mode), so
+# that its own connections are not redirected back to itself.
+PROXY_AS=()
+[ "$mode" = netns ] && PROXY_AS=(setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups)
 
-bold "1. A mesh CA in the control namespace ($ca_addr)"
+bold "1. A mesh CA ($where, $ca_addr:$ca_port)"
 "$mw" ca init --trust-domain $td --out ca >/dev/null || exit 1
 "$mw" log keygen --name $td/issuance --out logkey >/dev/null || exit 1
 cat >registrations.yaml <<EOF
@@ -97,20 +171,20 @@ spec:
 DOC
 done)
 EOF
-netns_bg $CONTROL "$mw" ca serve --config ca/ca.yaml --listen "$ca_addr:8443" --log issuance-log \
+bg $CONTROL "$mw" ca serve --config ca/ca.yaml --listen "$ca_addr:$ca_port" --log issuance-log \
   --log-key logkey/log.key --db ca.db --registrations registrations.yaml --log-level warn \
   >ca.log 2>&1
-netns_wait_port $CONTROL "$ca_addr" 8443 100 || {
+wait_port $CONTROL "$ca_addr" $ca_port || {
   echo "demo: the CA did not start" >&2
   exit 1
 }
-echo "  CA: https://$ca_addr:8443 (root and intermediate ECDSA P-256; SVIDs live 1 hour)"
+echo "  CA: https://$ca_addr:$ca_port (root and intermediate ECDSA P-256; SVIDs live 1 hour)"
 # Two plain HTTP servers outside the mesh, for egress: one declared, one not.
 mkdir -p www-ext && echo "external service" >www-ext/index.html
-netns_bg $CONTROL python3 -m http.server 8080 --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
-netns_bg $CONTROL python3 -m http.server 8081 --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
-netns_wait_port $CONTROL "$ca_addr" 8080 100
-netns_wait_port $CONTROL "$ca_addr" 8081 100
+bg $CONTROL python3 -m http.server $ext_closed --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
+bg $CONTROL python3 -m http.server $ext_open --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
+wait_port $CONTROL "$ca_addr" $ext_closed
+wait_port $CONTROL "$ca_addr" $ext_open
 
 bold "2. Each workload gets an SVID with a single-use join token"
 for i in 1 2 3; do
@@ -119,7 +193,7 @@ for i in 1 2 3; do
   "$mw" ca token create --db ca.db --spiffe-id "spiffe://$td/ns/$ns/sa/$w" --ttl 10m >"$w/token" 2>/dev/null ||
     exit 1
   chmod 600 "$w/token"
-  if netns_exec $i "$mw" ca request --server "https://$ca_addr:8443" --bundle ca/bundle.pem \
+  if on $i "$mw" ca request --server "https://$ca_addr:$ca_port" --bundle ca/bundle.pem \
     --credential-kind join-token --token-file "$w/token" --key-out "$w/svid.key" \
     --cert-out "$w/svid.pem" >/dev/null 2>"$w/request.err"; then
     id=$("$mw" svid inspect "$w/svid.pem" --bundle ca/bundle.pem --json | python3 -c \
@@ -130,7 +204,7 @@ for i in 1 2 3; do
     exit 1
   fi
 done
-replay=$(netns_exec 1 "$mw" ca request --server "https://$ca_addr:8443" --bundle ca/bundle.pem \
+replay=$(on 1 "$mw" ca request --server "https://$ca_addr:$ca_port" --bundle ca/bundle.pem \
   --credential-kind join-token --token-file client/token --key-out client/x.key \
   --cert-out client/x.pem 2>&1 >/dev/null)
 outcome "the client's join token, replayed" "refused" "$(echo "$replay" | grep -q 'already used' && echo refused || echo "$replay")"
@@ -174,15 +248,28 @@ EOF
 sed -n '/^kind: AuthorizationPolicy/,/^---/p' policies.yaml | grep -E 'name:|action:|principals|paths|methods' |
   sed 's/^/  /'
 
-bold "4. Sidecars with transparent interception (iptables REDIRECT, proxy uid $proxy_uid)"
+if [ "$mode" = netns ]; then
+  bold "4. Sidecars with transparent interception (iptables REDIRECT, proxy uid $proxy_uid)"
+else
+  bold "4. Sidecars on loopback ports (no interception: the apps address their sidecars)"
+fi
 for i in 1 2 3; do
   w=${NAMES[$i]}
   mkdir -p "$w/www/admin" "$w/www/api"
   echo "$w home" >"$w/www/index.html"
   echo "$w admin console" >"$w/www/admin/index.html"
   echo "{\"service\": \"$w\"}" >"$w/www/api/info"
-  netns_bg $i python3 -m http.server 9080 --bind 127.0.0.1 --directory "$w/www" >/dev/null 2>&1
+  bg $i python3 -m http.server "${APP[$i]}" --bind 127.0.0.1 --directory "$w/www" >/dev/null 2>&1
   cp ca/bundle.pem "$w/bundle.pem"
+  if [ "$mode" = netns ]; then
+    inbound="port: ${IN[$i]}
+    ports: [{port: 9080, protocol: http}]"
+    ep_pp="${ADDR[2]}:9080" ep_rv="${ADDR[3]}:9080" lp_pp="" lp_rv=""
+  else
+    inbound="ports: [{port: 9080, protocol: http, listenPort: ${IN[$i]}, appPort: ${APP[$i]}}]"
+    ep_pp="127.0.0.1:${IN[2]}" ep_rv="127.0.0.1:${IN[3]}"
+    lp_pp=", localPort: ${LP_PP[$i]}" lp_rv=", localPort: ${LP_RV[$i]}"
+  fi
   cat >"$w/sidecar.yaml" <<EOF
 apiVersion: meshward.io/v1alpha1
 kind: SidecarConfig
@@ -199,56 +286,71 @@ spec:
     key: svid.key
     bundles: [{trustDomain: $td, file: bundle.pem}]
   inbound:
-    port: 15006
-    ports: [{port: 9080, protocol: http}]
+    $inbound
   outbound:
-    port: 15001
+    port: ${OUT[$i]}
     services:
-    - {name: productpage.$ns, port: 9080, endpoints: ["$(netns_addr 2):9080"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"}
-    - {name: reviews.$ns, port: 9080, endpoints: ["$(netns_addr 3):9080"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"}
+    - {name: productpage.$ns, port: 9080, endpoints: ["$ep_pp"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"$lp_pp}
+    - {name: reviews.$ns, port: 9080, endpoints: ["$ep_rv"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"$lp_rv}
   egress:
-  - {cidr: $ca_addr/32, ports: [8081]}
+  - {cidr: $ca_addr/32, ports: [$ext_open]}
   policies: [../policies.yaml]
-  admin: {port: 15000}
+  admin: {port: ${ADMIN[$i]}}
   accessLog: access.log
 EOF
-  chown -R $proxy_uid:$proxy_uid "$w"
-  netns_bg $i setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups \
-    "$mw" sidecar run --config "$w/sidecar.yaml" --log-level warn >"$w/sidecar.log" 2>&1
-  netns_exec $i "$mw" sidecar iptables --inbound-port 15006 --outbound-port 15001 \
-    --proxy-uid $proxy_uid --exclude-inbound-ports 15000 >/dev/null || exit 1
+  if [ "$mode" = netns ]; then
+    chown -R $proxy_uid:$proxy_uid "$w"
+  fi
+  bg $i "${PROXY_AS[@]}" "$mw" sidecar run --config "$w/sidecar.yaml" --log-level warn >"$w/sidecar.log" 2>&1
+  if [ "$mode" = netns ]; then
+    on $i "$mw" sidecar iptables --inbound-port 15006 --outbound-port 15001 \
+      --proxy-uid $proxy_uid --exclude-inbound-ports 15000 >/dev/null || exit 1
+  fi
 done
 for i in 1 2 3; do
-  netns_wait_port $i 127.0.0.1 9080 100 || {
+  wait_port $i 127.0.0.1 "${APP[$i]}" || {
     echo "demo: the ${NAMES[$i]} app did not start" >&2
     exit 1
   }
-  netns_wait_port $i 127.0.0.1 15000 100 || {
+  wait_port $i 127.0.0.1 "${ADMIN[$i]}" || {
     echo "demo: the ${NAMES[$i]} sidecar did not start: $(tail -3 "${NAMES[$i]}/sidecar.log")" >&2
     exit 1
   }
 done
 for i in 1 2 3; do
-  echo "  ${NAMES[$i]}: $(netns_addr $i), app on 127.0.0.1:9080, sidecar inbound 15006, outbound 15001"
+  echo "  ${NAMES[$i]}: ${ADDR[$i]}, app on 127.0.0.1:${APP[$i]}, sidecar inbound ${IN[$i]}, outbound ${OUT[$i]}, admin ${ADMIN[$i]}"
 done
 
-# code I URL: the HTTP status curl gets from namespace I (000: connection refused or reset).
-code() { netns_exec "$1" curl -s -o /dev/null -m 5 -w '%{http_code}' --path-as-is "$2"; }
-pp=$(netns_addr 2)
-rv=$(netns_addr 3)
+# code I URL [CURL ARGS]: the HTTP status curl gets on host I (000: connection refused or reset).
+code() {
+  local i=$1 url=$2
+  shift 2
+  on "$i" curl -s -o /dev/null -m 5 -w '%{http_code}' --path-as-is "$@" "$url"
+}
+if [ "$mode" = netns ]; then
+  pp="http://${ADDR[2]}:9080" rv_from_client="http://${ADDR[3]}:9080" rv_from_pp="http://${ADDR[3]}:9080"
+  egress_args=() blocked=000
+  plain_url="http://${ADDR[2]}:9080/"
+else
+  pp="http://127.0.0.1:${LP_PP[1]}" rv_from_client="http://127.0.0.1:${LP_RV[1]}"
+  rv_from_pp="http://127.0.0.1:${LP_RV[2]}"
+  egress_args=(-x "http://127.0.0.1:${OUT[1]}") blocked=403
+  plain_url="http://127.0.0.1:${IN[2]}/"
+fi
 
 bold "5. Traffic (each request goes app → sidecar → mTLS → sidecar → app)"
-outcome "client → productpage GET /                      (allowed)" 200 "$(code 1 "http://$pp:9080/")"
-outcome "client → productpage GET /api/info              (allowed)" 200 "$(code 1 "http://$pp:9080/api/info")"
-outcome "client → productpage GET /admin/                (denied by path)" 403 "$(code 1 "http://$pp:9080/admin/")"
-outcome "client → productpage GET /api/../admin/ (bypass try, denied)" 403 "$(code 1 "http://$pp:9080/api/../admin/")"
-outcome "client → productpage GET //ADMIN/ (bypass try, denied)" 403 "$(code 1 "http://$pp:9080//ADMIN/")"
-outcome "client → reviews GET /                          (denied by identity)" 403 "$(code 1 "http://$rv:9080/")"
-outcome "productpage → reviews GET /                     (allowed)" 200 "$(code 2 "http://$rv:9080/")"
-outcome "client → $ca_addr:8081 (declared egress, allowed)" 200 "$(code 1 "http://$ca_addr:8081/")"
-outcome "client → $ca_addr:8080 (undeclared egress, blocked)" 000 "$(code 1 "http://$ca_addr:8080/")"
-plain=$(netns_exec 1 setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups \
-  curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$pp:9080/")
+outcome "client → productpage GET /                      (allowed)" 200 "$(code 1 "$pp/")"
+outcome "client → productpage GET /api/info              (allowed)" 200 "$(code 1 "$pp/api/info")"
+outcome "client → productpage GET /admin/                (denied by path)" 403 "$(code 1 "$pp/admin/")"
+outcome "client → productpage GET /api/../admin/ (bypass try, denied)" 403 "$(code 1 "$pp/api/../admin/")"
+outcome "client → productpage GET //ADMIN/ (bypass try, denied)" 403 "$(code 1 "$pp//ADMIN/")"
+outcome "client → reviews GET /                          (denied by identity)" 403 "$(code 1 "$rv_from_client/")"
+outcome "productpage → reviews GET /                     (allowed)" 200 "$(code 2 "$rv_from_pp/")"
+outcome "client → $ca_addr:$ext_open (declared egress, allowed)" 200 \
+  "$(code 1 "http://$ca_addr:$ext_open/" "${egress_args[@]}")"
+outcome "client → $ca_addr:$ext_closed (undeclared egress, blocked)" "$blocked" \
+  "$(code 1 "http://$ca_addr:$ext_closed/" "${egress_args[@]}")"
+plain=$(on 1 "${PROXY_AS[@]}" curl -s -o /dev/null -m 5 -w '%{http_code}' "$plain_url")
 outcome "plaintext straight to productpage's sidecar (STRICT mTLS)" 000 "$plain"
 
 bold "6. What the sidecars saw (Prometheus, Istio's metric and label names)"
@@ -268,9 +370,9 @@ for line in sys.stdin:
 '
 }
 echo " productpage's sidecar:"
-netns_exec 2 curl -s -m 5 http://127.0.0.1:15000/metrics | summarize
+on 2 curl -s -m 5 "http://127.0.0.1:${ADMIN[2]}/metrics" | summarize
 echo " client's sidecar:"
-netns_exec 1 curl -s -m 5 http://127.0.0.1:15000/metrics | summarize
+on 1 curl -s -m 5 "http://127.0.0.1:${ADMIN[1]}/metrics" | summarize
 echo " productpage's access log, the /admin/ request (JSON, Istio's field names):"
 grep '"path":"/admin/"' productpage/access.log | head -1 | python3 -c '
 import json, sys
@@ -290,10 +392,17 @@ bold "Result"
 echo "  $passed as expected, $failed not"
 if [ "$check" -eq 0 ] && [ -t 0 ]; then
   echo
-  echo "The mesh is up (namespaces $(netns_name 0) .. $(netns_name 3)). Try:"
-  echo "  ip netns exec $(netns_name 1) curl -s http://$pp:9080/"
-  echo "  ip netns exec $(netns_name 2) curl -s http://127.0.0.1:15000/metrics"
-  read -r -p "Press Enter to stop it and clean up. " _
+  if [ "$mode" = netns ]; then
+    echo "The mesh is up (namespaces $(netns_name 0) .. $(netns_name 3)). Try:"
+    echo "  ip netns exec $(netns_name 1) curl -s $pp/"
+    echo "  ip netns exec $(netns_name 2) curl -s http://127.0.0.1:${ADMIN[2]}/metrics"
+  else
+    echo "The mesh is up on loopback. Try:"
+    echo "  curl -s $pp/"
+    echo "  curl -s http://127.0.0.1:${ADMIN[2]}/metrics"
+  fi
+  echo "Press Ctrl-C to stop it; everything it made is removed."
+  while :; do sleep 1; done
 fi
 echo "demo: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
