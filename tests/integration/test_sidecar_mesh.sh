@@ -19,7 +19,22 @@ ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
-BASE=$((20000 + ($$ % 4000) * 10))
+# A block of 11 free ports below the kernel's ephemeral range (32768-60999), so
+# that no outgoing connection of this or another test can take one of them
+# between the check and the bind; blocks are checked against every socket.
+pick_base() {
+    local b k
+    for ((k = 0; k < 100; k++)); do
+        b=$((20000 + (RANDOM % 1000) * 12))
+        if ! ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
+            awk -v lo="$b" -v hi="$((b + 11))" '$1 >= lo && $1 < hi {f=1} END {exit !f}'; then
+            echo "$b"
+            return 0
+        fi
+    done
+    return 1
+}
+BASE=$(pick_base) || { echo "no free block of loopback ports"; exit 1; }
 APP=$BASE ECHO=$((BASE + 1)) EGR=$((BASE + 2))
 S_HTTP=$((BASE + 3)) S_PERM=$((BASE + 4)) S_TCP=$((BASE + 5)) S_ADMIN=$((BASE + 6))
 C_OUT=$((BASE + 7)) C_SVC=$((BASE + 8)) C_ECHO=$((BASE + 9)) C_ADMIN=$((BASE + 10))
