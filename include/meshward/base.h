@@ -271,6 +271,8 @@ MW_RESULT mw_b64_encode(mw_slice in, enum mw_b64 alphabet, struct mw_dynbuf *out
 /* Lower-case hex. decode accepts either case; odd length is an error. */
 MW_RESULT mw_hex_encode(mw_slice in, struct mw_dynbuf *out);
 MW_RESULT mw_hex_decode(mw_slice in, struct mw_dynbuf *out);
+/* The value of one hex digit (either case), or -1 when c is not one. */
+int mw_hex_digit(uint8_t c);
 
 /* ---------------------------------------------------------------- numbers */
 

@@ -164,4 +164,15 @@ MW_RESULT mw_tlog_read_entry(const char *dir, struct mw_note_verifier *v, uint64
                              struct mw_dynbuf *entry, mw_tlog_hash *proof, size_t *proof_len,
                              struct mw_checkpoint *checkpoint);
 
+typedef mw_result (*mw_tlog_entry_fn)(void *ctx, uint64_t index, mw_slice entry);
+/*
+ * Verify the log in dir as mw_tlog_verify_dir does (without since_note) and
+ * hand each entry, in order, to each once it matches its level-0 hash. The
+ * root is compared with the checkpoint only after the last entry: when this
+ * fails, drop whatever each gathered. A failure of each stops the walk and is
+ * returned as it is.
+ */
+MW_RESULT mw_tlog_each_entry(const char *dir, struct mw_note_verifier *v, mw_tlog_entry_fn each,
+                             void *ctx);
+
 #endif

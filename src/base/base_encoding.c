@@ -105,7 +105,7 @@ mw_result mw_hex_encode(mw_slice in, struct mw_dynbuf *out)
     return MW_SUCCESS;
 }
 
-static int hex_value(uint8_t c)
+int mw_hex_digit(uint8_t c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -121,8 +121,8 @@ mw_result mw_hex_decode(mw_slice in, struct mw_dynbuf *out)
     MW_ENSURE(in.n % 2 == 0, MW_E_INPUT, "hex: odd length %zu", in.n);
     MW_GUARD(mw_dynbuf_reserve(out, in.n / 2));
     for (size_t i = 0; i < in.n; i += 2) {
-        int hi = hex_value(in.p[i]);
-        int lo = hex_value(in.p[i + 1]);
+        int hi = mw_hex_digit(in.p[i]);
+        int lo = mw_hex_digit(in.p[i + 1]);
         MW_ENSURE(hi >= 0 && lo >= 0, MW_E_INPUT, "hex: invalid character at offset %zu",
                   hi < 0 ? i : i + 1);
         MW_GUARD(mw_dynbuf_add_byte(out, (uint8_t)(hi << 4 | lo)));

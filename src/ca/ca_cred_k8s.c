@@ -17,6 +17,8 @@
 
 #include "base/mw_ossl.h"
 #include "ca/ca_auth_internal.h"
+#include "conf/conf_json.h"
+#include "spiffe/spiffe_jose.h"
 
 /* Real service-account tokens are 1-2 KiB; the bound caps work on hostile input. */
 #define K8S_TOKEN_MAX  (16u << 10)
@@ -40,14 +42,6 @@ struct mw_k8s_verifier {
     char td[MW_SPIFFE_TD_MAX + 1];
     int64_t leeway;
 };
-
-static void json_cleanup(json_t **p)
-{
-    if (*p != NULL)
-        json_decref(*p);
-    *p = NULL;
-}
-#define MW_DEFER_JSON __attribute__((cleanup(json_cleanup)))
 
 /* Attacker-controlled text for an error message: printable ASCII, bounded. */
 static const char *shown(mw_slice s, char *buf, size_t cap)
@@ -344,27 +338,6 @@ static mw_result segment_json(mw_slice seg, const char *what, json_t **out)
     return r;
 }
 
-/* RFC 7518 §3.4: ES256 signatures are r || s of 32 bytes each; OpenSSL wants DER. */
-static mw_result es256_to_der(mw_slice sig, struct mw_dynbuf *der)
-{
-    MW_ENSURE(sig.n == 64, MW_E_VERIFY, "ES256 signature is %zu bytes, want 64 (r || s)", sig.n);
-    MW_DEFER(ECDSA_SIG) ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig.p, 32, NULL);
-    BIGNUM *s = BN_bin2bn(sig.p + 32, 32, NULL);
-    if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
-        BN_free(r);
-        BN_free(s);
-        MW_BAIL(MW_E_NOMEM, "out of memory");
-    }
-    int len = i2d_ECDSA_SIG(es, NULL);
-    MW_ENSURE(len > 0, MW_E_CRYPTO, "cannot encode an ECDSA signature");
-    MW_GUARD(mw_dynbuf_reserve(der, (size_t)len));
-    unsigned char *p = der->p;
-    MW_ENSURE(i2d_ECDSA_SIG(es, &p) == len, MW_E_CRYPTO, "cannot encode an ECDSA signature");
-    der->n = (size_t)len;
-    return MW_SUCCESS;
-}
-
 static mw_result verify_signature(bool es, EVP_PKEY *key, mw_slice input, mw_slice sig_b64)
 {
     struct mw_dynbuf sig, der;
@@ -374,8 +347,13 @@ static mw_result verify_signature(bool es, EVP_PKEY *key, mw_slice input, mw_sli
     if (mw_failed(r))
         mw_error_prefix("token signature: ");
     mw_slice s = mw_dynbuf_slice(&sig);
+    /* RFC 7518 §3.4: ES256 signatures are r || s of 32 bytes each. */
+    if (mw_ok(r) && es && s.n != 64) {
+        mw_error_set(MW_E_VERIFY, "ES256 signature is %zu bytes, want 64 (r || s)", s.n);
+        r = MW_FAILURE;
+    }
     if (mw_ok(r) && es) {
-        r = es256_to_der(s, &der);
+        r = mw_jws_ecdsa_to_der(s, 32, &der);
         s = mw_dynbuf_slice(&der);
     }
     MW_DEFER(EVP_MD_CTX) EVP_MD_CTX *ctx = mw_ok(r) ? EVP_MD_CTX_new() : NULL;
@@ -596,25 +574,22 @@ mw_result mw_k8s_token_verify(const struct mw_k8s_verifier *v, mw_slice token,
     MW_ENSURE(token.n > 0, MW_E_INPUT, "token is empty");
     MW_ENSURE(token.n <= K8S_TOKEN_MAX, MW_E_LIMIT, "token of %zu bytes, limit %u", token.n,
               K8S_TOKEN_MAX);
-    size_t d1 = mw_slice_find(token, '.', 0);
-    size_t d2 = d1 < token.n ? mw_slice_find(token, '.', d1 + 1) : token.n;
-    MW_ENSURE(d2 < token.n, MW_E_INPUT, "token is not a compact JWS (want three parts)");
-    MW_ENSURE(mw_slice_find(token, '.', d2 + 1) == token.n, MW_E_INPUT,
+    struct mw_jws_parts jws;
+    size_t dots = mw_jws_split(token, &jws);
+    MW_ENSURE(dots >= 2, MW_E_INPUT, "token is not a compact JWS (want three parts)");
+    MW_ENSURE(dots == 2, MW_E_INPUT,
               "token has more than three parts (a JWE is not a service-account token)");
-    mw_slice hseg = mw_slice_sub(token, 0, d1);
-    mw_slice pseg = mw_slice_sub(token, d1 + 1, d2 - d1 - 1);
-    mw_slice sseg = mw_slice_sub(token, d2 + 1, token.n - d2 - 1);
-    MW_ENSURE(sseg.n > 0, MW_E_VERIFY, "token is unsigned");
+    MW_ENSURE(jws.signature.n > 0, MW_E_VERIFY, "token is unsigned");
 
     MW_DEFER_JSON json_t *hdr = NULL;
     MW_DEFER_JSON json_t *claims = NULL;
-    MW_GUARD(segment_json(hseg, "header", &hdr));
+    MW_GUARD(segment_json(jws.header, "header", &hdr));
     bool es = false;
     const struct k8s_key *key = NULL;
     MW_GUARD(pick_key(v, hdr, &es, &key));
-    MW_GUARD(verify_signature(es, key->key, mw_slice_sub(token, 0, d2), sseg));
+    MW_GUARD(verify_signature(es, key->key, jws.signing_input, jws.signature));
 
-    MW_GUARD(segment_json(pseg, "claims", &claims));
+    MW_GUARD(segment_json(jws.payload, "claims", &claims));
     json_t *iss = json_object_get(claims, "iss");
     char buf[160];
     MW_ENSURE(json_is_string(iss), MW_E_INPUT, "token has no \"iss\" string");

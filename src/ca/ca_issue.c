@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+#include <meshward/ca_service.h>
 #include <meshward/spiffe.h>
 
 #include "ca/ca_internal.h"
@@ -107,6 +108,33 @@ static mw_result parse_csr(mw_slice der, X509_REQ **out, EVP_PKEY **pub_out)
     *out = req;
     *pub_out = pub;
     return MW_SUCCESS;
+}
+
+/* Every CSR rule: DER PKCS#10, an SVID key type, and proof of possession. */
+static mw_result check_csr(mw_slice der, X509_REQ **out, EVP_PKEY **pub_out, bool *is_rsa)
+{
+    MW_DEFER(X509_REQ) X509_REQ *req = NULL;
+    EVP_PKEY *pub = NULL;
+    MW_GUARD(parse_csr(der, &req, &pub));
+    MW_GUARD(check_leaf_key(pub, is_rsa));
+    /* Proof of possession: the requester signed the CSR with the key it wants certified. */
+    if (X509_REQ_verify(req, pub) != 1) {
+        ERR_clear_error();
+        MW_BAIL(MW_E_VERIFY, "CSR signature does not verify");
+    }
+    *out = req;
+    req = NULL;
+    *pub_out = pub;
+    return MW_SUCCESS;
+}
+
+/* The service runs this before authorization, so a bad CSR does not spend a join token. */
+mw_result mw_ca_csr_check(mw_slice der)
+{
+    MW_DEFER(X509_REQ) X509_REQ *req = NULL;
+    EVP_PKEY *pub = NULL;
+    bool is_rsa = false;
+    return check_csr(der, &req, &pub, &is_rsa);
 }
 
 static mw_result add_san(X509 *x, const char *uri)
@@ -287,14 +315,8 @@ mw_result mw_ca_issue(struct mw_ca *ca, mw_slice csr_der, const char *spiffe_id,
 
     MW_DEFER(X509_REQ) X509_REQ *req = NULL;
     EVP_PKEY *pub = NULL;
-    MW_GUARD(parse_csr(csr_der, &req, &pub));
     bool is_rsa = false;
-    MW_GUARD(check_leaf_key(pub, &is_rsa));
-    /* Proof of possession: the requester signed the CSR with the key it wants certified. */
-    if (X509_REQ_verify(req, pub) != 1) {
-        ERR_clear_error();
-        MW_BAIL(MW_E_VERIFY, "CSR signature does not verify");
-    }
+    MW_GUARD(check_csr(csr_der, &req, &pub, &is_rsa));
 
     int64_t now = mw_clock_now(clock), inb, ina;
     MW_GUARD(mw_ca_cert_times(slot->cert, &inb, &ina));

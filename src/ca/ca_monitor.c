@@ -2,9 +2,10 @@
  * The issuance monitor: rules over an exported issuance log.
  *
  * The log is read as the tiles on disk say, and trusted only as far as the
- * signed checkpoint vouches for it: after mw_tlog_verify_dir, the entry
- * bundles are read here and their leaf hashes recomputed into the root the
- * checkpoint signs, so every record audited is one the log committed to.
+ * signed checkpoint vouches for it: mw_tlog_each_entry hands over each entry
+ * once it matches its tile hash and fails unless those hashes make the root
+ * the checkpoint signs, so every record audited is one the log committed to
+ * (findings are dropped when it fails).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -15,8 +16,6 @@
 
 #include "ca/ca_auth_internal.h"
 
-#define TILE_WIDTH  256
-#define BUNDLE_MAX  (TILE_WIDTH * (2 + MW_TLOG_MAX_ENTRY))
 #define MAX_WINDOWS 64
 #define MAX_RETIRED 256
 #define MAX_ENTRIES ((uint64_t)1 << 26)
@@ -456,75 +455,21 @@ static mw_result burst_rule(struct audit *a)
 
 /* ---------------------------------------------------------------- reading the log */
 
-static mw_result bundle_path(struct mw_dynbuf *out, const char *dir, uint64_t n, unsigned width)
-{
-    mw_dynbuf_reset(out);
-    MW_GUARD(mw_dynbuf_addf(out, "%s/tile/entries/", dir));
-    char groups[8][4];
-    int ng = 0;
-    do {
-        snprintf(groups[ng++], sizeof(groups[0]), "%03u", (unsigned)(n % 1000));
-        n /= 1000;
-    } while (n > 0);
-    for (int i = ng - 1; i >= 0; i--)
-        MW_GUARD(mw_dynbuf_addf(out, "%s%s%s", i > 0 ? "x" : "", groups[i], i > 0 ? "/" : ""));
-    if (width > 0 && width < TILE_WIDTH)
-        MW_GUARD(mw_dynbuf_addf(out, ".p/%u", width));
-    return MW_SUCCESS;
-}
+struct walk {
+    struct audit *a;
+    bool rule_failed; /* the failure is ours, not the log's */
+};
 
-static mw_result audit_entries(struct audit *a, const char *dir, const struct mw_checkpoint *cp)
+static mw_result audit_entry(void *ctx, uint64_t index, mw_slice entry)
 {
-    uint64_t size = cp->size;
-    MW_ENSURE(size <= MAX_ENTRIES, MW_E_LIMIT, "log of %" PRIu64 " entries is too large to audit",
-              size);
-    mw_tlog_hash *leaves = malloc((size == 0 ? 1 : size) * sizeof(*leaves));
-    MW_ENSURE(leaves != NULL, MW_E_NOMEM, "out of memory");
-    struct mw_dynbuf path, buf;
-    mw_dynbuf_init(&path, 8192);
-    mw_dynbuf_init(&buf, BUNDLE_MAX);
-    mw_result r = MW_SUCCESS;
-    for (uint64_t t = 0; mw_ok(r) && t * TILE_WIDTH < size; t++) {
-        uint64_t left = size - t * TILE_WIDTH;
-        unsigned width = left >= TILE_WIDTH ? TILE_WIDTH : (unsigned)left;
-        mw_dynbuf_reset(&buf);
-        r = bundle_path(&path, dir, t, width == TILE_WIDTH ? 0 : width);
-        if (mw_ok(r))
-            r = mw_file_read(mw_dynbuf_cstr(&path), BUNDLE_MAX, &buf);
-        struct mw_cursor c;
-        mw_cursor_init(&c, mw_dynbuf_slice(&buf));
-        for (unsigned k = 0; mw_ok(r) && k < width; k++) {
-            uint16_t len;
-            mw_slice e;
-            uint64_t index = t * TILE_WIDTH + k;
-            r = mw_cursor_u16be(&c, &len);
-            if (mw_ok(r))
-                r = mw_cursor_bytes(&c, len, &e);
-            if (mw_failed(r)) {
-                mw_error_prefix("%s: entry %" PRIu64 ": ", mw_dynbuf_cstr(&path), index);
-                break;
-            }
-            mw_tlog_leaf_hash(e, &leaves[index]);
-            r = rules(a, index, e);
-        }
-        if (mw_ok(r) && mw_cursor_left(&c) != 0) {
-            mw_error_set(MW_E_VERIFY, "%s: %zu bytes after the last entry", mw_dynbuf_cstr(&path),
-                         mw_cursor_left(&c));
-            r = MW_FAILURE;
-        }
-    }
-    /* The entries we audited must be the ones the signed checkpoint commits to. */
-    mw_tlog_hash root;
-    if (mw_ok(r))
-        r = mw_tlog_root(leaves, size, &root);
-    if (mw_ok(r) && memcmp(root.b, cp->root.b, MW_TLOG_HASH_LEN) != 0) {
-        mw_error_set(MW_E_VERIFY, "the entries read do not hash to the checkpoint's root");
-        r = MW_FAILURE;
-    }
-    mw_dynbuf_free(&path);
-    mw_dynbuf_free(&buf);
-    free(leaves);
-    return r;
+    struct walk *w = ctx;
+    /* The burst rule keeps one record per entry. */
+    w->rule_failed = true;
+    MW_ENSURE(index < MAX_ENTRIES, MW_E_LIMIT,
+              "log of more than %" PRIu64 " entries is too large to audit", MAX_ENTRIES);
+    MW_GUARD(rules(w->a, index, entry));
+    w->rule_failed = false;
+    return MW_SUCCESS;
 }
 
 mw_result mw_ca_audit_dir(const char *dir, struct mw_note_verifier *v,
@@ -533,15 +478,13 @@ mw_result mw_ca_audit_dir(const char *dir, struct mw_note_verifier *v,
                           size_t *n_findings)
 {
     *n_findings = 0;
-    struct mw_tlog_report rep;
-    if (mw_failed(mw_tlog_verify_dir(dir, v, NULL, &rep))) {
-        mw_error_prefix("%s: ", dir);
-        return MW_FAILURE;
-    }
     struct audit a = {.p = p, .regs = regs, .out = out};
+    struct walk w = {.a = &a};
     /* Findings go out only when the whole log was read and verified. */
     size_t start = out->n;
-    mw_result r = audit_entries(&a, dir, &rep.checkpoint);
+    mw_result r = mw_tlog_each_entry(dir, v, audit_entry, &w);
+    if (mw_failed(r) && !w.rule_failed)
+        mw_error_prefix("%s: ", dir);
     if (mw_ok(r))
         r = burst_rule(&a);
     for (size_t i = 0; i < a.n_seen; i++)

@@ -201,67 +201,6 @@ mw_result mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out
     return r;
 }
 
-/* ---------------------------------------------------------------- CSR check */
-
-/* The rules of mw_ca_issue (ca_issue.c, docs/ca.md), checked before authorization. */
-static mw_result check_csr_key(EVP_PKEY *pub)
-{
-    int id = EVP_PKEY_get_base_id(pub);
-    if (id == EVP_PKEY_RSA) {
-        int bits = EVP_PKEY_get_bits(pub);
-        MW_ENSURE(bits >= 2048, MW_E_UNSUPPORTED,
-                  "RSA key of %d bits is too small for SVIDs (minimum 2048)", bits);
-        MW_ENSURE(bits <= 8192, MW_E_UNSUPPORTED,
-                  "RSA key of %d bits is too large for SVIDs (maximum 8192)", bits);
-        return MW_SUCCESS;
-    }
-    if (id == EVP_PKEY_EC) {
-        char group[64];
-        size_t glen = 0;
-        if (EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof(group), &glen) != 1) {
-            ERR_clear_error();
-            MW_BAIL(MW_E_UNSUPPORTED,
-                    "EC key with explicit curve parameters is not allowed for SVIDs");
-        }
-        MW_ENSURE(strcmp(group, "prime256v1") == 0 || strcmp(group, "secp384r1") == 0,
-                  MW_E_UNSUPPORTED, "EC curve %s is not allowed for SVIDs (P-256, P-384)", group);
-        return MW_SUCCESS;
-    }
-    const char *name = id == EVP_PKEY_ED25519   ? "Ed25519"
-                       : id == EVP_PKEY_ED448   ? "Ed448"
-                       : id == EVP_PKEY_DSA     ? "DSA"
-                       : OBJ_nid2sn(id) != NULL ? OBJ_nid2sn(id)
-                                                : "unknown";
-    MW_BAIL(MW_E_UNSUPPORTED, "key type %s is not allowed for SVIDs (EC P-256/P-384, RSA >= 2048)",
-            name);
-}
-
-mw_result mw_ca_csr_check(mw_slice der)
-{
-    MW_ENSURE(der.n > 0, MW_E_INPUT, "CSR is empty");
-    MW_ENSURE(der.n <= MW_CA_CSR_MAX, MW_E_LIMIT, "CSR is %zu bytes, more than %d", der.n,
-              MW_CA_CSR_MAX);
-    const uint8_t *p = der.p;
-    MW_DEFER(X509_REQ) X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)der.n);
-    if (req == NULL) {
-        mw_error_openssl(MW_E_INPUT, "CSR is not a DER PKCS#10 request");
-        return MW_FAILURE;
-    }
-    MW_ENSURE(p == der.p + der.n, MW_E_INPUT, "CSR has %zu bytes after the request",
-              (size_t)(der.p + der.n - p));
-    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-    if (pub == NULL) {
-        mw_error_openssl(MW_E_INPUT, "CSR public key cannot be decoded");
-        return MW_FAILURE;
-    }
-    MW_GUARD(check_csr_key(pub));
-    if (X509_REQ_verify(req, pub) != 1) {
-        ERR_clear_error();
-        MW_BAIL(MW_E_VERIFY, "CSR signature does not verify");
-    }
-    return MW_SUCCESS;
-}
-
 /* ---------------------------------------------------------------- the service */
 
 /* One issued SVID waiting for its batch to be durable. */

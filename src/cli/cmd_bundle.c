@@ -98,15 +98,7 @@ static int show(const char *file, const struct mw_bundle *b, enum mw_bundle_form
             json_array_append_new(keys, k);
         }
         put(root, "keys", keys);
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(root);
-        if (text == NULL) {
-            fprintf(stderr, "meshward: out of memory\n");
-            return MW_EXIT_REJECT;
-        }
-        printf("%s\n", text);
-        free(text);
-        return MW_EXIT_OK;
+        return mw_cli_print_json(root);
     }
 
     printf("file:              %s\n", file);
@@ -171,10 +163,9 @@ static bool parse_format(const char *s, enum mw_bundle_format *out)
 
 int mw_cmd_bundle(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        bundle_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
+    int rc = mw_cli_want_command(argc, argv, bundle_usage);
+    if (rc >= 0)
+        return rc;
     if (strcmp(argv[1], "inspect") != 0) {
         fprintf(stderr, "meshward: bundle: unknown subcommand '%s' (want inspect)\n", argv[1]);
         return MW_EXIT_USAGE;
@@ -211,13 +202,8 @@ int mw_cmd_bundle(int argc, char **argv)
         case 'h':
             bundle_usage(stdout);
             return MW_EXIT_OK;
-        case ':':
-            fprintf(stderr, "meshward: bundle inspect: %s needs a value\n", (argv + 1)[optind - 1]);
-            return MW_EXIT_USAGE;
         default:
-            fprintf(stderr, "meshward: bundle inspect: unknown option '%s'\n",
-                    (argv + 1)[optind - 1]);
-            return MW_EXIT_USAGE;
+            return mw_cli_bad_option(c, "bundle inspect", argv[optind]);
         }
     }
     int rest = argc - 1 - optind;
@@ -237,7 +223,7 @@ int mw_cmd_bundle(int argc, char **argv)
     enum mw_bundle_format detected = fmt;
     if (mw_failed(mw_bundle_load_file(file, fmt, td, &b, &detected)))
         return mw_cli_report_error("bundle inspect");
-    int rc = show(file, b, detected, json);
+    rc = show(file, b, detected, json);
     mw_bundle_free(b);
     return rc;
 }

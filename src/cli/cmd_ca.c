@@ -12,43 +12,6 @@
 
 #include "cli/cli.h"
 
-#define MAX_OPTS 24
-
-/* Options of one subcommand: values[i] is the argument of opts[i] ("1" for flags). */
-struct parsed {
-    const char *values[MAX_OPTS];
-    int rest; /* index of the first operand */
-};
-
-/* Returns -1 on success, or the exit code to return. */
-static int parse(int argc, char **argv, const struct option *opts, const char *cmd,
-                 void (*usage)(FILE *), struct parsed *out)
-{
-    memset(out, 0, sizeof(*out));
-    optind = 1;
-    opterr = 0;
-    int c, idx = -1;
-    while ((c = getopt_long(argc, argv, "+:h", opts, &idx)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return MW_EXIT_OK;
-        }
-        if (c == ':') {
-            fprintf(stderr, "meshward: ca %s: %s needs a value\n", cmd, argv[optind - 1]);
-            return MW_EXIT_USAGE;
-        }
-        if (c == '?') {
-            fprintf(stderr, "meshward: ca %s: unknown option %s\n", cmd, argv[optind - 1]);
-            usage(stderr);
-            return MW_EXIT_USAGE;
-        }
-        if (c >= 256 && c < 256 + MAX_OPTS)
-            out->values[c - 256] = optarg != NULL ? optarg : "1";
-    }
-    out->rest = optind;
-    return -1;
-}
-
 /* A duration: "90s", "1h", "30d", or "10y" (365-day years). */
 static mw_result duration(const char *s, const char *what, int64_t *out)
 {
@@ -106,24 +69,24 @@ static int cmd_init(int argc, char **argv)
 {
     enum { TD, OUT, KT, RTTL, ITTL, STTL, SMAX, CSR, MOD, TOK, KLAB, PINF, PINE };
     static const struct option opts[] = {
-        {"trust-domain", required_argument, NULL, 256 + TD},
-        {"out", required_argument, NULL, 256 + OUT},
-        {"key-type", required_argument, NULL, 256 + KT},
-        {"root-ttl", required_argument, NULL, 256 + RTTL},
-        {"intermediate-ttl", required_argument, NULL, 256 + ITTL},
-        {"svid-ttl", required_argument, NULL, 256 + STTL},
-        {"svid-max-ttl", required_argument, NULL, 256 + SMAX},
-        {"csr", no_argument, NULL, 256 + CSR},
-        {"pkcs11-module", required_argument, NULL, 256 + MOD},
-        {"token-label", required_argument, NULL, 256 + TOK},
-        {"key-label", required_argument, NULL, 256 + KLAB},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"trust-domain", required_argument, NULL, MW_CLI_OPT + TD},
+        {"out", required_argument, NULL, MW_CLI_OPT + OUT},
+        {"key-type", required_argument, NULL, MW_CLI_OPT + KT},
+        {"root-ttl", required_argument, NULL, MW_CLI_OPT + RTTL},
+        {"intermediate-ttl", required_argument, NULL, MW_CLI_OPT + ITTL},
+        {"svid-ttl", required_argument, NULL, MW_CLI_OPT + STTL},
+        {"svid-max-ttl", required_argument, NULL, MW_CLI_OPT + SMAX},
+        {"csr", no_argument, NULL, MW_CLI_OPT + CSR},
+        {"pkcs11-module", required_argument, NULL, MW_CLI_OPT + MOD},
+        {"token-label", required_argument, NULL, MW_CLI_OPT + TOK},
+        {"key-label", required_argument, NULL, MW_CLI_OPT + KLAB},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "init", init_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca init", init_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -239,21 +202,21 @@ static int cmd_issue(int argc, char **argv)
 {
     enum { CONF, CSR, ID, TTL, IMG, ATT, BLD, OUT, PINF, PINE };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"csr", required_argument, NULL, 256 + CSR},
-        {"spiffe-id", required_argument, NULL, 256 + ID},
-        {"ttl", required_argument, NULL, 256 + TTL},
-        {"image-digest", required_argument, NULL, 256 + IMG},
-        {"attestation-digest", required_argument, NULL, 256 + ATT},
-        {"builder-id", required_argument, NULL, 256 + BLD},
-        {"out", required_argument, NULL, 256 + OUT},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"csr", required_argument, NULL, MW_CLI_OPT + CSR},
+        {"spiffe-id", required_argument, NULL, MW_CLI_OPT + ID},
+        {"ttl", required_argument, NULL, MW_CLI_OPT + TTL},
+        {"image-digest", required_argument, NULL, MW_CLI_OPT + IMG},
+        {"attestation-digest", required_argument, NULL, MW_CLI_OPT + ATT},
+        {"builder-id", required_argument, NULL, MW_CLI_OPT + BLD},
+        {"out", required_argument, NULL, MW_CLI_OPT + OUT},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "issue", issue_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca issue", issue_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -325,15 +288,15 @@ static int cmd_info(int argc, char **argv)
 {
     enum { CONF, JSON, PINF, PINE };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"json", no_argument, NULL, 256 + JSON},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"json", no_argument, NULL, MW_CLI_OPT + JSON},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "info", info_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca info", info_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -380,15 +343,13 @@ static int cmd_info(int argc, char **argv)
                    pa[0] ? pa : "-", aa[0] ? aa : "-");
     }
     json_object_set_new(out, "intermediates", ints);
-    if (v[JSON]) {
-        char *s = json_dumps(out, JSON_INDENT(2));
-        if (s != NULL)
-            puts(s);
-        free(s);
-    }
-    json_decref(out);
+    rc = MW_EXIT_OK;
+    if (v[JSON])
+        rc = mw_cli_print_json(out);
+    else
+        json_decref(out);
     mw_ca_free(ca);
-    return MW_EXIT_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- rotate */
@@ -408,16 +369,16 @@ static int cmd_rotate(int argc, char **argv)
 {
     enum { CONF, PREP, ACT, PINF, PINE };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"prepare", no_argument, NULL, 256 + PREP},
-        {"activate", no_argument, NULL, 256 + ACT},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"prepare", no_argument, NULL, MW_CLI_OPT + PREP},
+        {"activate", no_argument, NULL, MW_CLI_OPT + ACT},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "rotate", rotate_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca rotate", rotate_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -454,17 +415,17 @@ static int cmd_sign(int argc, char **argv)
 {
     enum { CONF, CSR, TTL, OUT, PINF, PINE };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"csr", required_argument, NULL, 256 + CSR},
-        {"ttl", required_argument, NULL, 256 + TTL},
-        {"out", required_argument, NULL, 256 + OUT},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"csr", required_argument, NULL, MW_CLI_OPT + CSR},
+        {"ttl", required_argument, NULL, MW_CLI_OPT + TTL},
+        {"out", required_argument, NULL, MW_CLI_OPT + OUT},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "sign-intermediate", sign_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca sign-intermediate", sign_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -512,16 +473,16 @@ static int cmd_import(int argc, char **argv)
 {
     enum { CONF, CERT, ROOT, PINF, PINE };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"cert", required_argument, NULL, 256 + CERT},
-        {"root", required_argument, NULL, 256 + ROOT},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"cert", required_argument, NULL, MW_CLI_OPT + CERT},
+        {"root", required_argument, NULL, MW_CLI_OPT + ROOT},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "import-intermediate", import_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca import-intermediate", import_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -575,14 +536,7 @@ static void ca_usage(FILE *f)
 
 int mw_cmd_ca(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        ca_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        int (*run)(int, char **);
-    } subs[] = {
+    static const struct mw_cli_sub subs[] = {
         {"init", cmd_init},
         {"issue", cmd_issue},
         {"info", cmd_info},
@@ -595,10 +549,5 @@ int mw_cmd_ca(int argc, char **argv)
         {"serve", mw_cmd_ca_serve},
         {"request", mw_cmd_ca_request},
     };
-    for (size_t i = 0; i < MW_ARRAY_LEN(subs); i++)
-        if (strcmp(argv[1], subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "meshward: ca: unknown command '%s'\n\n", argv[1]);
-    ca_usage(stderr);
-    return MW_EXIT_USAGE;
+    return mw_cli_dispatch(argc, argv, "ca", ca_usage, subs, MW_ARRAY_LEN(subs));
 }

@@ -116,10 +116,9 @@ static mw_result print_one(void *ctx, const struct mw_ca_artifact *a)
 
 int mw_cmd_ca_artifact(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
+    int rc = mw_cli_want_command(argc, argv, usage);
+    if (rc >= 0)
+        return rc;
     const char *sub = argv[1];
     argc--;
     argv++;
@@ -130,7 +129,7 @@ int mw_cmd_ca_artifact(int argc, char **argv)
         return MW_EXIT_USAGE;
     }
     struct args a;
-    int rc = parse(argc, argv, &a);
+    rc = parse(argc, argv, &a);
     if (rc != MW_EXIT_OK)
         return rc < 0 ? MW_EXIT_OK : rc;
     struct mw_ca_artifact art;

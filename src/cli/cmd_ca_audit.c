@@ -23,21 +23,6 @@ static void usage(FILE *f)
             "verify or an input is invalid, 2 for usage errors, 3 when a file cannot be read.\n");
 }
 
-static int load_verifier(const char *path, struct mw_note_verifier **v)
-{
-    struct mw_dynbuf text;
-    mw_dynbuf_init(&text, 4096);
-    int rc = MW_EXIT_OK;
-    if (mw_failed(mw_file_read(path, 4096, &text)))
-        rc = mw_cli_report_error(NULL);
-    while (text.n > 0 && (text.p[text.n - 1] == '\n' || text.p[text.n - 1] == '\r'))
-        text.n--;
-    if (rc == MW_EXIT_OK && mw_failed(mw_note_verifier_new(mw_dynbuf_slice(&text), v)))
-        rc = mw_cli_report_error(path);
-    mw_dynbuf_free(&text);
-    return rc;
-}
-
 int mw_cmd_ca_audit(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -75,7 +60,7 @@ int mw_cmd_ca_audit(int argc, char **argv)
     struct mw_note_verifier *v = NULL;
     struct mw_ca_monitor_policy *p = NULL;
     struct mw_ca_registrations *regs = NULL;
-    int rc = load_verifier(pub, &v);
+    int rc = mw_cli_load_verifier(pub, &v);
     if (rc == MW_EXIT_OK && mw_failed(mw_ca_monitor_policy_load_file(policy, &p)))
         rc = mw_cli_report_error(NULL);
     if (rc == MW_EXIT_OK && regs_path != NULL &&

@@ -23,41 +23,6 @@
 #include "base/mw_ossl.h"
 #include "cli/cli.h"
 
-#define MAX_OPTS 24
-
-struct parsed {
-    const char *values[MAX_OPTS];
-    int rest;
-};
-
-static int parse(int argc, char **argv, const struct option *opts, const char *cmd,
-                 void (*usage)(FILE *), struct parsed *out)
-{
-    memset(out, 0, sizeof(*out));
-    optind = 1;
-    opterr = 0;
-    int c, idx = -1;
-    while ((c = getopt_long(argc, argv, "+:h", opts, &idx)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return MW_EXIT_OK;
-        }
-        if (c == ':') {
-            fprintf(stderr, "meshward: ca %s: %s needs a value\n", cmd, argv[optind - 1]);
-            return MW_EXIT_USAGE;
-        }
-        if (c == '?') {
-            fprintf(stderr, "meshward: ca %s: unknown option %s\n", cmd, argv[optind - 1]);
-            usage(stderr);
-            return MW_EXIT_USAGE;
-        }
-        if (c >= 256 && c < 256 + MAX_OPTS)
-            out->values[c - 256] = optarg != NULL ? optarg : "1";
-    }
-    out->rest = optind;
-    return -1;
-}
-
 /* "host:port" or "[v6]:port" */
 static mw_result split_listen(const char *s, char *host, size_t hlen, uint16_t *port)
 {
@@ -125,15 +90,6 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     mw_ca_service_stop(c->svc);
 }
 
-static int read_key_text(const char *path, struct mw_dynbuf *out)
-{
-    if (mw_failed(mw_file_check_private(path)) || mw_failed(mw_file_read(path, 4096, out)))
-        return mw_cli_report_error(NULL);
-    while (out->n > 0 && (out->p[out->n - 1] == '\n' || out->p[out->n - 1] == '\r'))
-        out->n--;
-    return MW_EXIT_OK;
-}
-
 static int cmd_serve(int argc, char **argv)
 {
     enum {
@@ -155,27 +111,27 @@ static int cmd_serve(int argc, char **argv)
         PINE
     };
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 256 + CONF},
-        {"listen", required_argument, NULL, 256 + LISTEN},
-        {"log", required_argument, NULL, 256 + LOGDIR},
-        {"log-key", required_argument, NULL, 256 + LOGKEY},
-        {"origin", required_argument, NULL, 256 + ORIGIN},
-        {"db", required_argument, NULL, 256 + DB},
-        {"registrations", required_argument, NULL, 256 + REGS},
-        {"allow-unregistered", no_argument, NULL, 256 + ALLOW},
-        {"k8s-jwks", required_argument, NULL, 256 + JWKS},
-        {"k8s-issuer", required_argument, NULL, 256 + ISS},
-        {"k8s-audience", required_argument, NULL, 256 + AUD},
-        {"batch", required_argument, NULL, 256 + BATCH},
-        {"rotate-every", required_argument, NULL, 256 + ROT},
-        {"log-level", required_argument, NULL, 256 + LEVEL},
-        {"pin-file", required_argument, NULL, 256 + PINF},
-        {"pin-env", required_argument, NULL, 256 + PINE},
+        {"config", required_argument, NULL, MW_CLI_OPT + CONF},
+        {"listen", required_argument, NULL, MW_CLI_OPT + LISTEN},
+        {"log", required_argument, NULL, MW_CLI_OPT + LOGDIR},
+        {"log-key", required_argument, NULL, MW_CLI_OPT + LOGKEY},
+        {"origin", required_argument, NULL, MW_CLI_OPT + ORIGIN},
+        {"db", required_argument, NULL, MW_CLI_OPT + DB},
+        {"registrations", required_argument, NULL, MW_CLI_OPT + REGS},
+        {"allow-unregistered", no_argument, NULL, MW_CLI_OPT + ALLOW},
+        {"k8s-jwks", required_argument, NULL, MW_CLI_OPT + JWKS},
+        {"k8s-issuer", required_argument, NULL, MW_CLI_OPT + ISS},
+        {"k8s-audience", required_argument, NULL, MW_CLI_OPT + AUD},
+        {"batch", required_argument, NULL, MW_CLI_OPT + BATCH},
+        {"rotate-every", required_argument, NULL, MW_CLI_OPT + ROT},
+        {"log-level", required_argument, NULL, MW_CLI_OPT + LEVEL},
+        {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
+        {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "serve", serve_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca serve", serve_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -229,7 +185,7 @@ static int cmd_serve(int argc, char **argv)
     snprintf(origin, sizeof(origin), "%s/issuance", mw_ca_trust_domain(ca));
     if (v[ORIGIN] != NULL)
         snprintf(origin, sizeof(origin), "%s", v[ORIGIN]);
-    rc = read_key_text(v[LOGKEY], &sk);
+    rc = mw_cli_read_key_text(v[LOGKEY], true, 4096, NULL, &sk);
     if (rc != MW_EXIT_OK)
         goto out;
     if (mw_failed(mw_note_signer_new(mw_dynbuf_slice(&sk), &signer)) ||
@@ -400,22 +356,22 @@ static int cmd_request(int argc, char **argv)
 {
     enum { SERVER, BUNDLE, KIND, TOKF, KEYOUT, CERTOUT, CSR, IMG, TTL, TD, TIMEOUT };
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 256 + SERVER},
-        {"bundle", required_argument, NULL, 256 + BUNDLE},
-        {"credential-kind", required_argument, NULL, 256 + KIND},
-        {"token-file", required_argument, NULL, 256 + TOKF},
-        {"key-out", required_argument, NULL, 256 + KEYOUT},
-        {"cert-out", required_argument, NULL, 256 + CERTOUT},
-        {"csr", required_argument, NULL, 256 + CSR},
-        {"image-digest", required_argument, NULL, 256 + IMG},
-        {"ttl", required_argument, NULL, 256 + TTL},
-        {"trust-domain", required_argument, NULL, 256 + TD},
-        {"timeout", required_argument, NULL, 256 + TIMEOUT},
+        {"server", required_argument, NULL, MW_CLI_OPT + SERVER},
+        {"bundle", required_argument, NULL, MW_CLI_OPT + BUNDLE},
+        {"credential-kind", required_argument, NULL, MW_CLI_OPT + KIND},
+        {"token-file", required_argument, NULL, MW_CLI_OPT + TOKF},
+        {"key-out", required_argument, NULL, MW_CLI_OPT + KEYOUT},
+        {"cert-out", required_argument, NULL, MW_CLI_OPT + CERTOUT},
+        {"csr", required_argument, NULL, MW_CLI_OPT + CSR},
+        {"image-digest", required_argument, NULL, MW_CLI_OPT + IMG},
+        {"ttl", required_argument, NULL, MW_CLI_OPT + TTL},
+        {"trust-domain", required_argument, NULL, MW_CLI_OPT + TD},
+        {"timeout", required_argument, NULL, MW_CLI_OPT + TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct parsed p;
-    int rc = parse(argc, argv, opts, "request", request_usage, &p);
+    struct mw_cli_opts p;
+    int rc = mw_cli_parse_opts(argc, argv, opts, "ca request", request_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
@@ -451,13 +407,9 @@ static int cmd_request(int argc, char **argv)
     memset(&pe, 0, sizeof(pe));
     mw_result r = MW_SUCCESS;
 
-    if (mw_failed(mw_file_check_private(v[TOKF])) ||
-        mw_failed(mw_file_read(v[TOKF], 16384, &token))) {
-        rc = mw_cli_report_error("ca request");
+    rc = mw_cli_read_key_text(v[TOKF], true, 16384, "ca request", &token);
+    if (rc != MW_EXIT_OK)
         goto out;
-    }
-    while (token.n > 0 && (token.p[token.n - 1] == '\n' || token.p[token.n - 1] == '\r'))
-        token.n--;
     if (mw_failed(mw_bundle_load_file(v[BUNDLE], MW_BUNDLE_FMT_AUTO, NULL, &bundle, NULL))) {
         rc = mw_cli_report_error("ca request");
         goto out;

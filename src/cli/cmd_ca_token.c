@@ -157,19 +157,9 @@ static int cmd_list(int argc, char **argv)
 
 int mw_cmd_ca_token(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    optind = 1;
-    if (strcmp(sub, "create") == 0)
-        return cmd_create(argc, argv);
-    if (strcmp(sub, "list") == 0)
-        return cmd_list(argc, argv);
-    fprintf(stderr, "meshward: ca token: unknown command '%s'\n\n", sub);
-    usage(stderr);
-    return MW_EXIT_USAGE;
+    static const struct mw_cli_sub subs[] = {
+        {"create", cmd_create},
+        {"list", cmd_list},
+    };
+    return mw_cli_dispatch(argc, argv, "ca token", usage, subs, MW_ARRAY_LEN(subs));
 }

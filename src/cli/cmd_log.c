@@ -34,29 +34,6 @@ static void usage(FILE *f)
         "                                      exit 1 when one is not in the log\n");
 }
 
-static int read_key_text(const char *path, bool secret, struct mw_dynbuf *out)
-{
-    if (secret && mw_failed(mw_file_check_private(path)))
-        return mw_cli_report_error(NULL);
-    if (mw_failed(mw_file_read(path, 4096, out)))
-        return mw_cli_report_error(NULL);
-    /* One line; a trailing newline is allowed. */
-    while (out->n > 0 && (out->p[out->n - 1] == '\n' || out->p[out->n - 1] == '\r'))
-        out->n--;
-    return MW_EXIT_OK;
-}
-
-static int load_verifier(const char *path, struct mw_note_verifier **v)
-{
-    struct mw_dynbuf text;
-    mw_dynbuf_init(&text, 4096);
-    int rc = read_key_text(path, false, &text);
-    if (rc == MW_EXIT_OK && mw_failed(mw_note_verifier_new(mw_dynbuf_slice(&text), v)))
-        rc = mw_cli_report_error(path);
-    mw_dynbuf_free(&text);
-    return rc;
-}
-
 static int cmd_keygen(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -164,7 +141,7 @@ static int cmd_append(int argc, char **argv)
     mw_dynbuf_init_secure(&sk, 4096);
     struct mw_note_signer *signer = NULL;
     struct mw_tlog *log = NULL;
-    int rc = read_key_text(key, true, &sk);
+    int rc = mw_cli_read_key_text(key, true, 4096, NULL, &sk);
     if (rc == MW_EXIT_OK && mw_failed(mw_note_signer_new(mw_dynbuf_slice(&sk), &signer)))
         rc = mw_cli_report_error(key);
     mw_dynbuf_free(&sk);
@@ -249,7 +226,7 @@ static int cmd_verify(int argc, char **argv)
         return MW_EXIT_USAGE;
     }
     struct mw_note_verifier *v = NULL;
-    int rc = load_verifier(pub, &v);
+    int rc = mw_cli_load_verifier(pub, &v);
     struct mw_dynbuf old;
     mw_dynbuf_init(&old, 1 << 16);
     mw_slice since_note;
@@ -473,7 +450,7 @@ static int cmd_prove(int argc, char **argv)
         return MW_EXIT_USAGE;
     }
     struct mw_note_verifier *v = NULL;
-    int rc = load_verifier(pub, &v);
+    int rc = mw_cli_load_verifier(pub, &v);
     if (rc == MW_EXIT_OK && nserials > 0) {
         rc = prove_serials(argv[optind], v, serials, nserials, json);
         mw_note_verifier_free(v);
@@ -496,23 +473,11 @@ static int cmd_prove(int argc, char **argv)
 
 int mw_cmd_log(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    optind = 1;
-    if (strcmp(sub, "keygen") == 0)
-        return cmd_keygen(argc, argv);
-    if (strcmp(sub, "append") == 0)
-        return cmd_append(argc, argv);
-    if (strcmp(sub, "verify") == 0)
-        return cmd_verify(argc, argv);
-    if (strcmp(sub, "prove") == 0)
-        return cmd_prove(argc, argv);
-    fprintf(stderr, "meshward: log: unknown command '%s'\n\n", sub);
-    usage(stderr);
-    return MW_EXIT_USAGE;
+    static const struct mw_cli_sub subs[] = {
+        {"keygen", cmd_keygen},
+        {"append", cmd_append},
+        {"verify", cmd_verify},
+        {"prove", cmd_prove},
+    };
+    return mw_cli_dispatch(argc, argv, "log", usage, subs, MW_ARRAY_LEN(subs));
 }

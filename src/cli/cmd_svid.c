@@ -70,19 +70,6 @@ static json_t *cert_json(const struct mw_cert_info *ci)
     return o;
 }
 
-static int emit_json(json_t *o)
-{
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (text == NULL) {
-        fprintf(stderr, "meshward: out of memory\n");
-        return MW_EXIT_REJECT;
-    }
-    printf("%s\n", text);
-    free(text);
-    return MW_EXIT_OK;
-}
-
 static int inspect(const struct svid_opts *o)
 {
     char ctx[600];
@@ -205,7 +192,7 @@ static int inspect(const struct svid_opts *o)
             if (rc != MW_EXIT_OK)
                 put(root, "reason", json_string(verdict));
         }
-        emit_json(root);
+        mw_cli_print_json(root);
     } else {
         printf("file:          %s\n", o->file);
         printf("spiffe_id:     %s\n", id);
@@ -251,10 +238,9 @@ out:
 
 int mw_cmd_svid(int argc, char **argv)
 {
-    if (argc < 2 || mw_cli_is_help(argv[1])) {
-        svid_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MW_EXIT_USAGE : MW_EXIT_OK;
-    }
+    int rc = mw_cli_want_command(argc, argv, svid_usage);
+    if (rc >= 0)
+        return rc;
     if (strcmp(argv[1], "inspect") != 0) {
         fprintf(stderr, "meshward: svid: unknown subcommand '%s' (want inspect)\n", argv[1]);
         return MW_EXIT_USAGE;
@@ -292,13 +278,8 @@ int mw_cmd_svid(int argc, char **argv)
         case 'h':
             svid_usage(stdout);
             return MW_EXIT_OK;
-        case ':':
-            fprintf(stderr, "meshward: svid inspect: %s needs a value\n", (argv + 1)[optind - 1]);
-            return MW_EXIT_USAGE;
         default:
-            fprintf(stderr, "meshward: svid inspect: unknown option '%s'\n",
-                    (argv + 1)[optind - 1]);
-            return MW_EXIT_USAGE;
+            return mw_cli_bad_option(c, "svid inspect", argv[optind]);
         }
     }
     int rest = argc - 1 - optind;

@@ -60,16 +60,6 @@ static ssize_t fail(struct mw_http_error *err, const char *reason, size_t offset
     return MW_HTTP_ERROR;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = mw_http_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static bool is_field_byte(uint8_t c)
 {
     return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f);
@@ -84,7 +74,7 @@ static ssize_t decode_chunked(struct mw_http_body *b, mw_slice in, mw_slice *dat
         switch (b->state) {
         case B_SIZE:
         case B_SIZE_MORE: {
-            int h = hexval(c);
+            int h = mw_hex_digit(c);
             if (h >= 0) {
                 /* The size must fit in 62 bits: overflow would wrap the framing. */
                 if (b->remaining > ((((uint64_t)1 << 62) - (uint64_t)h) >> 4))

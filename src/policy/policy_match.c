@@ -96,17 +96,6 @@ static bool parse_v4(const char *s, size_t n, uint8_t out[4])
     return part == 4;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool parse_v6(const char *s, size_t n, uint8_t out[16])
 {
     uint16_t groups[8];
@@ -122,8 +111,8 @@ static bool parse_v6(const char *s, size_t n, uint8_t out[16])
     while (i < n) {
         size_t j = i;
         unsigned v = 0;
-        while (j < n && j - i < 5 && hexval((unsigned char)s[j]) >= 0) {
-            v = v * 16 + (unsigned)hexval((unsigned char)s[j]);
+        while (j < n && j - i < 5 && mw_hex_digit((uint8_t)s[j]) >= 0) {
+            v = v * 16 + (unsigned)mw_hex_digit((uint8_t)s[j]);
             j++;
         }
         if (j < n && s[j] == '.') {
@@ -591,8 +580,9 @@ static MW_RESULT pct_pass(mw_slice in, bool decode_slash, bool decode_all, struc
 {
     for (size_t i = 0; i < in.n; i++) {
         uint8_t c = in.p[i];
-        if (c == '%' && i + 2 < in.n + 0 && hexval(in.p[i + 1]) >= 0 && hexval(in.p[i + 2]) >= 0) {
-            int v = hexval(in.p[i + 1]) * 16 + hexval(in.p[i + 2]);
+        if (c == '%' && i + 2 < in.n + 0 && mw_hex_digit(in.p[i + 1]) >= 0 &&
+            mw_hex_digit(in.p[i + 2]) >= 0) {
+            int v = mw_hex_digit(in.p[i + 1]) * 16 + mw_hex_digit(in.p[i + 2]);
             MW_ENSURE(v != 0, MW_E_INPUT, "path contains %%00");
             if (decode_all || is_unreserved(v) || (decode_slash && (v == '/' || v == '\\'))) {
                 MW_ENSURE(put(out, (char)v), MW_E_LIMIT, "path too long");

@@ -16,15 +16,8 @@
 #include <openssl/core_names.h>
 
 #include "base/mw_ossl.h"
+#include "conf/conf_json.h"
 #include "spiffe/spiffe_internal.h"
-
-static void json_cleanup(json_t **p)
-{
-    if (*p != NULL)
-        json_decref(*p);
-    *p = NULL;
-}
-#define MW_DEFER_JSON __attribute__((cleanup(json_cleanup)))
 
 const char *mw_bundle_format_name(enum mw_bundle_format fmt)
 {

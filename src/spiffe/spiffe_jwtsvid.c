@@ -11,18 +11,12 @@
 #include <string.h>
 
 #include "base/mw_ossl.h"
+#include "conf/conf_json.h"
 #include "spiffe/spiffe_internal.h"
+#include "spiffe/spiffe_jose.h"
 
 /* Real JWT-SVIDs are well under 4 KiB; the bound caps work on hostile input. */
 #define MW_JWT_MAX (64u << 10)
-
-static void json_cleanup(json_t **p)
-{
-    if (*p != NULL)
-        json_decref(*p);
-    *p = NULL;
-}
-#define MW_DEFER_JSON __attribute__((cleanup(json_cleanup)))
 
 enum alg_family { ALG_RS, ALG_PS, ALG_ES };
 
@@ -88,28 +82,6 @@ static mw_result key_fits(const struct alg *a, EVP_PKEY *key, const char *kid)
     return MW_SUCCESS;
 }
 
-/* RFC 7518 §3.4: ES signatures are r || s, each exactly ec_bytes; OpenSSL wants DER. */
-static mw_result es_to_der(const struct alg *a, mw_slice sig, struct mw_dynbuf *der)
-{
-    MW_ENSURE(sig.n == (size_t)a->ec_bytes * 2, MW_E_VERIFY, "%s signature is %zu bytes, want %d",
-              a->name, sig.n, a->ec_bytes * 2);
-    MW_DEFER(ECDSA_SIG) ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig.p, a->ec_bytes, NULL);
-    BIGNUM *s = BN_bin2bn(sig.p + a->ec_bytes, a->ec_bytes, NULL);
-    if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
-        BN_free(r);
-        BN_free(s);
-        MW_BAIL(MW_E_NOMEM, "out of memory");
-    }
-    int len = i2d_ECDSA_SIG(es, NULL);
-    MW_ENSURE(len > 0, MW_E_CRYPTO, "cannot encode an ECDSA signature");
-    MW_GUARD(mw_dynbuf_reserve(der, (size_t)len));
-    unsigned char *p = der->p;
-    MW_ENSURE(i2d_ECDSA_SIG(es, &p) == len, MW_E_CRYPTO, "cannot encode an ECDSA signature");
-    der->n = (size_t)len;
-    return MW_SUCCESS;
-}
-
 static mw_result verify_sig(const struct alg *a, EVP_PKEY *key, mw_slice signing_input,
                             mw_slice sig)
 {
@@ -117,7 +89,13 @@ static mw_result verify_sig(const struct alg *a, EVP_PKEY *key, mw_slice signing
     mw_dynbuf_init(&der, 1024);
     mw_result r = MW_SUCCESS;
     if (a->family == ALG_ES) {
-        r = es_to_der(a, sig, &der);
+        if (sig.n != (size_t)a->ec_bytes * 2) {
+            mw_error_set(MW_E_VERIFY, "%s signature is %zu bytes, want %d", a->name, sig.n,
+                         a->ec_bytes * 2);
+            r = MW_FAILURE;
+        } else {
+            r = mw_jws_ecdsa_to_der(sig, (size_t)a->ec_bytes, &der);
+        }
         sig = mw_dynbuf_slice(&der);
     }
     MW_DEFER(EVP_MD_CTX) EVP_MD_CTX *ctx = mw_ok(r) ? EVP_MD_CTX_new() : NULL;
@@ -228,20 +206,16 @@ mw_result mw_jwtsvid_validate(mw_slice token, const struct mw_bundle *bundle, co
     MW_ENSURE(token.n <= MW_JWT_MAX, MW_E_LIMIT, "JWT of %zu bytes, limit %u", token.n, MW_JWT_MAX);
     MW_ENSURE(audience != NULL && audience[0] != '\0', MW_E_STATE,
               "no expected audience given (JWT-SVID §7 requires an audience check)");
-    size_t d1 = mw_slice_find(token, '.', 0);
-    MW_ENSURE(d1 < token.n, MW_E_INPUT, "JWT is not compact JWS: no '.'");
-    size_t d2 = mw_slice_find(token, '.', d1 + 1);
-    MW_ENSURE(d2 < token.n, MW_E_INPUT, "JWT is not compact JWS: one '.', want two");
-    MW_ENSURE(mw_slice_find(token, '.', d2 + 1) == token.n, MW_E_INPUT,
-              "JWT has more than three parts (JWE is not a JWT-SVID)");
-    mw_slice hseg = mw_slice_sub(token, 0, d1);
-    mw_slice pseg = mw_slice_sub(token, d1 + 1, d2 - d1 - 1);
-    mw_slice sseg = mw_slice_sub(token, d2 + 1, token.n - d2 - 1);
-    MW_ENSURE(sseg.n > 0, MW_E_VERIFY, "JWT is unsigned");
+    struct mw_jws_parts jws;
+    size_t dots = mw_jws_split(token, &jws);
+    MW_ENSURE(dots >= 1, MW_E_INPUT, "JWT is not compact JWS: no '.'");
+    MW_ENSURE(dots >= 2, MW_E_INPUT, "JWT is not compact JWS: one '.', want two");
+    MW_ENSURE(dots == 2, MW_E_INPUT, "JWT has more than three parts (JWE is not a JWT-SVID)");
+    MW_ENSURE(jws.signature.n > 0, MW_E_VERIFY, "JWT is unsigned");
 
     MW_DEFER_JSON json_t *hdr = NULL;
     MW_DEFER_JSON json_t *claims = NULL;
-    MW_GUARD(b64url_json(hseg, "header", &hdr));
+    MW_GUARD(b64url_json(jws.header, "header", &hdr));
     const struct alg *alg = NULL;
     mw_slice kid;
     MW_GUARD(check_header(hdr, &alg, &kid));
@@ -254,15 +228,15 @@ mw_result mw_jwtsvid_validate(mw_slice token, const struct mw_bundle *bundle, co
     /* Verify before reading claims: nothing from an unauthenticated payload is trusted. */
     struct mw_dynbuf sig;
     mw_dynbuf_init(&sig, MW_JWT_MAX);
-    mw_result r = mw_b64_decode(sseg, MW_B64_URL, &sig);
+    mw_result r = mw_b64_decode(jws.signature, MW_B64_URL, &sig);
     if (mw_failed(r))
         mw_error_prefix("JWT signature: ");
     else
-        r = verify_sig(alg, auth->key, mw_slice_sub(token, 0, d2), mw_dynbuf_slice(&sig));
+        r = verify_sig(alg, auth->key, jws.signing_input, mw_dynbuf_slice(&sig));
     mw_dynbuf_free(&sig);
     MW_GUARD(r);
 
-    MW_GUARD(b64url_json(pseg, "claims", &claims));
+    MW_GUARD(b64url_json(jws.payload, "claims", &claims));
     struct mw_jwtsvid res;
     memset(&res, 0, sizeof(res));
     json_t *sub = json_object_get(claims, "sub");

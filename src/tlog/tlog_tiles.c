@@ -164,7 +164,8 @@ static mw_result read_tile(const char *dir, const char *kind, uint64_t t, unsign
  * in levels and the last partial bundle in bundle (when non-NULL).
  */
 static mw_result load_tree(const char *dir, uint64_t n, struct hashvec *levels,
-                           struct mw_dynbuf *bundle, struct mw_tlog_report *rep)
+                           struct mw_dynbuf *bundle, struct mw_tlog_report *rep,
+                           mw_tlog_entry_fn each, void *each_ctx)
 {
     struct mw_dynbuf path, buf;
     mw_dynbuf_init(&path, 8192);
@@ -207,6 +208,8 @@ static mw_result load_tree(const char *dir, uint64_t n, struct hashvec *levels,
                              t * TILE_WIDTH + i, t);
                 r = MW_FAILURE;
             }
+            if (mw_ok(r) && each != NULL)
+                r = each(each_ctx, t * TILE_WIDTH + i, e);
             entries++;
         }
         if (mw_ok(r) && mw_cursor_left(&c) != 0) {
@@ -314,7 +317,7 @@ mw_result mw_tlog_open(const char *dir, const char *origin, const struct mw_note
                 r = MW_FAILURE;
             }
             if (mw_ok(r))
-                r = load_tree(dir, cp.size, log->levels, &log->bundle, NULL);
+                r = load_tree(dir, cp.size, log->levels, &log->bundle, NULL, NULL, NULL);
             mw_tlog_hash root;
             if (mw_ok(r))
                 r = mw_tlog_root(log->levels[0].h, cp.size, &root);
@@ -419,24 +422,37 @@ mw_result mw_tlog_append(struct mw_tlog *log, const mw_slice *entries, size_t n,
     return MW_SUCCESS;
 }
 
+/*
+ * The signed checkpoint of dir and the tree its tiles hold, checked against
+ * each other; levels and root are left for the caller.
+ */
+static mw_result verified_tree(const char *dir, struct mw_note_verifier *v,
+                               struct mw_checkpoint *cp, struct hashvec *levels, mw_tlog_hash *root,
+                               struct mw_tlog_report *rep, mw_tlog_entry_fn each, void *each_ctx)
+{
+    struct mw_dynbuf note;
+    mw_dynbuf_init(&note, NOTE_MAX);
+    mw_result r = load_checkpoint(dir, v, cp, &note);
+    if (mw_ok(r))
+        r = load_tree(dir, cp->size, levels, NULL, rep, each, each_ctx);
+    if (mw_ok(r))
+        r = mw_tlog_root(levels[0].h, cp->size, root);
+    if (mw_ok(r) && memcmp(root->b, cp->root.b, MW_TLOG_HASH_LEN) != 0) {
+        mw_error_set(MW_E_VERIFY, "the tiles hash to a different root than the checkpoint's");
+        r = MW_FAILURE;
+    }
+    mw_dynbuf_free(&note);
+    return r;
+}
+
 mw_result mw_tlog_verify_dir(const char *dir, struct mw_note_verifier *v,
                              const mw_slice *since_note, struct mw_tlog_report *report)
 {
     memset(report, 0, sizeof(*report));
-    struct mw_dynbuf note;
-    mw_dynbuf_init(&note, NOTE_MAX);
     struct hashvec levels[MAX_LEVELS];
     memset(levels, 0, sizeof(levels));
-    mw_result r = load_checkpoint(dir, v, &report->checkpoint, &note);
-    if (mw_ok(r))
-        r = load_tree(dir, report->checkpoint.size, levels, NULL, report);
     mw_tlog_hash root;
-    if (mw_ok(r))
-        r = mw_tlog_root(levels[0].h, report->checkpoint.size, &root);
-    if (mw_ok(r) && memcmp(root.b, report->checkpoint.root.b, MW_TLOG_HASH_LEN) != 0) {
-        mw_error_set(MW_E_VERIFY, "the tiles hash to a different root than the checkpoint's");
-        r = MW_FAILURE;
-    }
+    mw_result r = verified_tree(dir, v, &report->checkpoint, levels, &root, report, NULL, NULL);
     if (mw_ok(r) && since_note != NULL) {
         mw_slice text;
         struct mw_checkpoint old;
@@ -473,7 +489,6 @@ mw_result mw_tlog_verify_dir(const char *dir, struct mw_note_verifier *v,
         report->since_size = old.size;
     }
     levels_free(levels);
-    mw_dynbuf_free(&note);
     return r;
 }
 
@@ -492,7 +507,7 @@ mw_result mw_tlog_read_entry(const char *dir, struct mw_note_verifier *v, uint64
         r = MW_FAILURE;
     }
     if (mw_ok(r))
-        r = load_tree(dir, cp->size, levels, NULL, NULL);
+        r = load_tree(dir, cp->size, levels, NULL, NULL, NULL, NULL);
     mw_tlog_hash root;
     if (mw_ok(r))
         r = mw_tlog_root(levels[0].h, cp->size, &root);
@@ -526,5 +541,17 @@ mw_result mw_tlog_read_entry(const char *dir, struct mw_note_verifier *v, uint64
     mw_dynbuf_free(&buf);
     levels_free(levels);
     mw_dynbuf_free(&note);
+    return r;
+}
+
+mw_result mw_tlog_each_entry(const char *dir, struct mw_note_verifier *v, mw_tlog_entry_fn each,
+                             void *ctx)
+{
+    struct hashvec levels[MAX_LEVELS];
+    memset(levels, 0, sizeof(levels));
+    struct mw_checkpoint cp;
+    mw_tlog_hash root;
+    mw_result r = verified_tree(dir, v, &cp, levels, &root, NULL, each, ctx);
+    levels_free(levels);
     return r;
 }

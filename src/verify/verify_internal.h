@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 
 #include "base/mw_ossl.h"
+#include "conf/conf_json.h"
 
 /* Real trusted roots are ~7 KiB and bundles ~12 KiB; these are generous bounds. */
 #define MW_TRUST_ROOT_MAX        (1u << 20)
@@ -21,14 +22,6 @@
 #define MW_BUNDLE_MAX_TIMESTAMPS 16
 #define MW_BUNDLE_MAX_CHAIN      8
 #define MW_PROOF_MAX_HASHES      64
-
-static inline void mw_cleanup_json(json_t **p)
-{
-    if (*p != NULL)
-        json_decref(*p);
-    *p = NULL;
-}
-#define MW_DEFER_JSON __attribute__((cleanup(mw_cleanup_json)))
 
 static inline void mw_cleanup_dynbuf(struct mw_dynbuf *b)
 {

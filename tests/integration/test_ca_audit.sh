@@ -4,23 +4,13 @@
 # must flag each as a malformed record, and must refuse a log that does not verify.
 # Every rule over real records is covered by tests/unit/ca/test_ca_monitor.c.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-passed=0
-failed=0
-expect() {
-  local want=$1; shift
-  "$@" >out 2>err
-  local got=$?
-  if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-    echo "FAIL: '$*' exited $got, want $want; stderr: $(cat err)"; failed=$((failed + 1)); fi
-}
-says() {
-  if grep -qF -- "$1" err out; then passed=$((passed + 1)); else
-    echo "FAIL: output lacks '$1': $(cat out err)"; failed=$((failed + 1)); fi
-}
+EXPECT_DIR=$work
 
 cat >policy.yaml <<'P'
 apiVersion: meshward.io/v1alpha1
@@ -59,10 +49,10 @@ expect 0 "$MESHWARD" ca audit log --pub k/log.pub --policy policy.yaml --registr
 says '"id":"ca-malformed-record"'
 says '"resource":"log entry 2"'
 says "3 findings"
-[ "$(wc -l <out)" -eq 3 ] && passed=$((passed + 1)) || { echo "FAIL: want 3 finding lines: $(cat out)"; failed=$((failed + 1)); }
+[ "$(wc -l <out)" -eq 3 ] && ok || bad "want 3 finding lines: $(cat out)"
 if command -v jq >/dev/null; then
   jq -e 'has("id") and has("severity") and has("resource") and has("message") and has("evidence")' out >/dev/null \
-    && passed=$((passed + 1)) || { echo "FAIL: findings are not JSON with the five keys"; failed=$((failed + 1)); }
+    && ok || bad "findings are not JSON with the five keys"
 fi
 # An empty log: ran, no findings.
 expect 0 "$MESHWARD" log verify log --pub k/log.pub
@@ -83,7 +73,6 @@ expect 3 "$MESHWARD" ca audit nosuchdir --pub k/log.pub --policy policy.yaml
 bundle=$(find log/tile/entries -type f | head -n1)
 printf 'X' | dd of="$bundle" bs=1 seek=3 conv=notrunc status=none
 expect 1 "$MESHWARD" ca audit log --pub k/log.pub --policy policy.yaml
-[ ! -s out ] && passed=$((passed + 1)) || { echo "FAIL: findings printed for a log that does not verify"; failed=$((failed + 1)); }
+[ ! -s out ] && ok || bad "findings printed for a log that does not verify"
 
-echo "test_ca_audit: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary "test_ca_audit: "

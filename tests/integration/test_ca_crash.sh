@@ -5,6 +5,8 @@
 # a client got a 200 for is in it (`log prove --serial`). Loopback only, every loop bounded,
 # every process killed by PID.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-8}
@@ -18,10 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
 TD=example.org
@@ -116,5 +114,4 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 [ -s serve.err ] && grep -i "sanitizer\|runtime error" serve.err && bad "sanitizer report in ca serve"
 
-echo "test_ca_crash: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary "test_ca_crash: "

@@ -3,6 +3,8 @@
 # Issuance with a join token, validation of the SVID (meshward and openssl), every refusal
 # with a clear reason and nothing written to the log, provenance, log prove --serial, audit.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 work=$(mktemp -d)
 srv_pid=
@@ -12,17 +14,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
-expect() {
-  local want=$1; shift
-  "$@" >out 2>err
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "'$*' exited $got, want $want; stderr: $(cat err)"; fi
-}
-says() { if grep -qF -- "$1" err out; then ok; else bad "output lacks '$1': $(cat out err)"; fi; }
+EXPECT_DIR=$work
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
 TD=example.org
@@ -242,5 +234,4 @@ srv_pid=
 [ "$rc" = 0 ] && ok || bad "ca serve exited $rc on SIGTERM"
 grep -qF "${tokb#mwjt_}" serve.err serve.out && bad "token in the server's output" || ok
 
-echo "test_ca_serve: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary "test_ca_serve: "

@@ -2,27 +2,13 @@
 # meshward ca token / ca artifact: join tokens and admitted artifacts in the CA store,
 # through the real binary, including the inputs it must refuse.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-passed=0
-failed=0
-expect() {
-  local want=$1; shift
-  "$@" >out 2>err
-  local got=$?
-  if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-    echo "FAIL: '$*' exited $got, want $want; stderr: $(cat err)"; failed=$((failed + 1)); fi
-}
-says() {
-  if grep -qF -- "$1" err out; then passed=$((passed + 1)); else
-    echo "FAIL: output lacks '$1': $(cat out err)"; failed=$((failed + 1)); fi
-}
-lacks() {
-  if grep -qF -- "$1" "${@:2}"; then
-    echo "FAIL: '$1' found in ${*:2}"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
-}
+EXPECT_DIR=$work
 
 D1=sha256:1111111111111111111111111111111111111111111111111111111111111111
 A1=sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
@@ -42,22 +28,22 @@ says "workload ID"
 expect 0 "$MESHWARD" ca token create --db ca.db --spiffe-id spiffe://example.org/host/db-1 --ttl 10m
 tok1=$(head -n1 out)
 says "shown only once"
-[[ $tok1 =~ ^mwjt_[A-Za-z0-9_-]{43}$ ]] && passed=$((passed + 1)) || { echo "FAIL: token shape '$tok1'"; failed=$((failed + 1)); }
+[[ $tok1 =~ ^mwjt_[A-Za-z0-9_-]{43}$ ]] && ok || bad "token shape '$tok1'"
 expect 0 "$MESHWARD" ca token create --db ca.db --spiffe-id spiffe://example.org/host/db-2
 tok2=$(head -n1 out)
-[ "$tok1" != "$tok2" ] && passed=$((passed + 1)) || { echo "FAIL: two equal tokens"; failed=$((failed + 1)); }
+[ "$tok1" != "$tok2" ] && ok || bad "two equal tokens"
 expect 0 "$MESHWARD" ca token list --db ca.db
 says "spiffe://example.org/host/db-1"
 says "unused"
 lacks "${tok1#mwjt_}" out err
 expect 0 "$MESHWARD" ca token list --db ca.db --json
-[ "$(wc -l <out)" -eq 2 ] && passed=$((passed + 1)) || { echo "FAIL: want 2 JSON lines"; failed=$((failed + 1)); }
+[ "$(wc -l <out)" -eq 2 ] && ok || bad "want 2 JSON lines"
 lacks "${tok2#mwjt_}" out err
 # Only hashes are stored.
 lacks "${tok1#mwjt_}" ca.db
 [ -e ca.db-wal ] && lacks "${tok1#mwjt_}" ca.db-wal
 perm=$(stat -c %a ca.db)
-[ "$perm" = 600 ] && passed=$((passed + 1)) || { echo "FAIL: ca.db mode $perm"; failed=$((failed + 1)); }
+[ "$perm" = 600 ] && ok || bad "ca.db mode $perm"
 expect 3 "$MESHWARD" ca token list --db missing/dir/ca.db
 echo "this is not an sqlite database, it is just text, long enough to be read as one" >junk.db
 expect 3 "$MESHWARD" ca token list --db junk.db
@@ -84,7 +70,6 @@ expect 0 "$MESHWARD" ca artifact remove --db ca.db --image-digest $D1
 expect 1 "$MESHWARD" ca artifact remove --db ca.db --image-digest $D1
 says "not admitted"
 expect 0 "$MESHWARD" ca artifact list --db ca.db
-[ ! -s out ] && passed=$((passed + 1)) || { echo "FAIL: list not empty"; failed=$((failed + 1)); }
+[ ! -s out ] && ok || bad "list not empty"
 
-echo "test_ca_token: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary "test_ca_token: "

@@ -2,25 +2,13 @@
 # meshward log: the command line over a real log directory, including the
 # ways it must refuse: wrong key, tampered tiles, a forked history, bad input.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-passed=0
-failed=0
-# expect CODE CMD...: run CMD, compare its exit code.
-expect() {
-  local want=$1; shift
-  "$@" >out 2>err
-  local got=$?
-  if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-    echo "FAIL: '$*' exited $got, want $want; stderr: $(cat err)"; failed=$((failed + 1)); fi
-}
-# says TEXT: the last command's stderr or stdout contains TEXT.
-says() {
-  if grep -qF -- "$1" err out; then passed=$((passed + 1)); else
-    echo "FAIL: output lacks '$1': $(cat out err)"; failed=$((failed + 1)); fi
-}
+EXPECT_DIR=$work
 
 o=meshward.test/cli
 expect 0 "$MESHWARD" log keygen --name $o --out k
@@ -76,5 +64,4 @@ head -c 20 log2/checkpoint >log2/cp && mv log2/cp log2/checkpoint
 expect 1 "$MESHWARD" log verify log2 --pub k/log.pub
 expect 3 "$MESHWARD" log verify nowhere --pub k/log.pub
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary

@@ -1,23 +1,14 @@
 #!/usr/bin/env bash
 # meshward policy check|mtls|lint|who-can against the shared Istio test data.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 : "${MESHWARD:?set MESHWARD to the meshward binary}"
 : "${MW_TESTDATA_DIR:?set MW_TESTDATA_DIR to ../shared/testdata}"
 V="$MW_TESTDATA_DIR/istio/validation"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-# expect CODE CMD...: run, want exit CODE; output in $tmp/out
-expect() {
-    local want=$1; shift
-    local rc=0
-    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$* exited $rc, want $want: $(cat "$tmp/err")"; fi
-}
-has() { if grep -q -- "$1" "$tmp/out"; then ok; else bad "output lacks '$1': $(cat "$tmp/out")"; fi; }
+EXPECT_DIR=$tmp
 
 cat >"$tmp/p.yaml" <<'Y'
 apiVersion: security.istio.io/v1
@@ -75,5 +66,4 @@ has "peerauth-invalid.yaml:"; has "portLevelMtls requires selector"; has "0 vali
 expect 0 "$MESHWARD" policy who-can -f "$tmp/p.yaml" --workload-namespace foo
 has "cluster.local/ns/bar/sa/sleep"; has "deny-admin"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+expect_summary

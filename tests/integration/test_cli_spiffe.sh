@@ -2,6 +2,8 @@
 # `meshward svid inspect` and `meshward bundle inspect` against a PKI made with the
 # openssl CLI (and checked with `openssl verify`), and against the go-spiffe files.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 
 : "${MESHWARD:?set MESHWARD to the meshward binary}"
 if [ -z "${MW_TESTDATA_DIR:-}" ] || [ ! -d "${MW_TESTDATA_DIR}/spiffe" ]; then
@@ -12,25 +14,7 @@ fi
 td="$MW_TESTDATA_DIR/spiffe"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# expect NAME RC FRAGMENT -- CMD...: CMD exits with RC and its stdout+stderr contains FRAGMENT.
-expect() {
-  local name=$1 want_rc=$2 frag=$3
-  shift 4
-  local rc=0
-  "$@" >"$tmp/out" 2>&1 || rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then
-    echo "FAIL: $name: exit $rc, want $want_rc"; sed 's/^/    /' "$tmp/out"
-    failed=$((failed + 1))
-  elif [ -n "$frag" ] && ! grep -qF -- "$frag" "$tmp/out"; then
-    echo "FAIL: $name: output lacks \"$frag\""; sed 's/^/    /' "$tmp/out"
-    failed=$((failed + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
+EXPECT_DIR=$tmp
 
 # ---------------------------------------------------------------- a PKI with the openssl CLI
 cd "$tmp"
@@ -86,60 +70,60 @@ later=$(date -u -d "$not_after + 1 hour" +%Y-%m-%dT%H:%M:%SZ)
 earlier=$(date -u -d "$(openssl x509 -in leaf.pem -noout -startdate | cut -d= -f2) - 1 hour" \
   +%Y-%m-%dT%H:%M:%SZ)
 
-expect "accepts a valid chain" 0 "verdict:       ok" -- \
+expect_output "accepts a valid chain" 0 "verdict:       ok" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem
-expect "shows the SPIFFE ID" 0 "spiffe_id:     spiffe://example.org/ns/a/sa/b" -- \
+expect_output "shows the SPIFFE ID" 0 "spiffe_id:     spiffe://example.org/ns/a/sa/b" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem --key leaf.key
-expect "key matches" 0 "key_match:     yes" -- \
+expect_output "key matches" 0 "key_match:     yes" -- \
   "$MESHWARD" svid inspect chain.pem --key leaf.key
-expect "openssl agrees: valid" 0 "leaf.pem: OK" -- \
+expect_output "openssl agrees: valid" 0 "leaf.pem: OK" -- \
   openssl verify -CAfile root.pem -untrusted int.pem leaf.pem
-expect "json output" 0 '"verdict": "ok"' -- \
+expect_output "json output" 0 '"verdict": "ok"' -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem --json
-expect "DER leaf" 0 "chain_length:  1" -- "$MESHWARD" svid inspect leaf.der
-expect "wrong bundle" 1 "chain does not verify against the bundle for example.org" -- \
+expect_output "DER leaf" 0 "chain_length:  1" -- "$MESHWARD" svid inspect leaf.der
+expect_output "wrong bundle" 1 "chain does not verify against the bundle for example.org" -- \
   "$MESHWARD" svid inspect chain.pem --bundle other.pem
-expect "openssl agrees: wrong bundle" 2 "unable to get local issuer certificate" -- \
+expect_output "openssl agrees: wrong bundle" 2 "unable to get local issuer certificate" -- \
   openssl verify -CAfile other.pem -untrusted int.pem leaf.pem
-expect "wrong trust domain" 1 "but the bundle is for other.org" -- \
+expect_output "wrong trust domain" 1 "but the bundle is for other.org" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem --trust-domain other.org
-expect "expired (--at)" 1 "certificate at depth 0 expired at" -- \
+expect_output "expired (--at)" 1 "certificate at depth 0 expired at" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem --at "$later"
-expect "openssl agrees: expired" 2 "certificate has expired" -- \
+expect_output "openssl agrees: expired" 2 "certificate has expired" -- \
   openssl verify -attime "$(date -u -d "$later" +%s)" -CAfile root.pem -untrusted int.pem leaf.pem
-expect "not yet valid (--at)" 1 "is not valid until" -- \
+expect_output "not yet valid (--at)" 1 "is not valid until" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.pem --at "$earlier"
-expect "missing intermediate" 1 "unable to get local issuer certificate" -- \
+expect_output "missing intermediate" 1 "unable to get local issuer certificate" -- \
   "$MESHWARD" svid inspect leaf.pem --bundle root.pem
-expect "two URI SANs" 1 "chain2.pem: certificate has 2 URI SANs, want 1" -- \
+expect_output "two URI SANs" 1 "chain2.pem: certificate has 2 URI SANs, want 1" -- \
   "$MESHWARD" svid inspect chain2.pem
-expect "wrong key" 1 "leaf does not match private key" -- \
+expect_output "wrong key" 1 "leaf does not match private key" -- \
   "$MESHWARD" svid inspect chain.pem --key other.key
 chmod 644 leaf.key
-expect "readable key refused" 3 "secrets must be 0600" -- \
+expect_output "readable key refused" 3 "secrets must be 0600" -- \
   "$MESHWARD" svid inspect chain.pem --key leaf.key
 chmod 600 leaf.key
-expect "missing file" 3 "nope.pem: No such file or directory" -- \
+expect_output "missing file" 3 "nope.pem: No such file or directory" -- \
   "$MESHWARD" svid inspect nope.pem
-expect "missing bundle" 3 "nope.json" -- \
+expect_output "missing bundle" 3 "nope.json" -- \
   "$MESHWARD" svid inspect chain.pem --bundle nope.json
-expect "bad --at" 2 "RFC 3339" -- "$MESHWARD" svid inspect chain.pem --bundle root.pem --at 2026
-expect "no file" 2 "want one FILE" -- "$MESHWARD" svid inspect
-expect "unknown option" 2 "unknown option" -- "$MESHWARD" svid inspect chain.pem --nope
-expect "svid --help" 0 "usage: meshward svid inspect" -- "$MESHWARD" svid --help
-expect "svid inspect --help" 0 "--bundle BUNDLE" -- "$MESHWARD" svid inspect --help
-expect "bundle --help" 0 "usage: meshward bundle inspect" -- "$MESHWARD" bundle --help
-expect "bundle inspect --help" 0 "--trust-domain TD" -- "$MESHWARD" bundle inspect --help
+expect_output "bad --at" 2 "RFC 3339" -- "$MESHWARD" svid inspect chain.pem --bundle root.pem --at 2026
+expect_output "no file" 2 "want one FILE" -- "$MESHWARD" svid inspect
+expect_output "unknown option" 2 "unknown option" -- "$MESHWARD" svid inspect chain.pem --nope
+expect_output "svid --help" 0 "usage: meshward svid inspect" -- "$MESHWARD" svid --help
+expect_output "svid inspect --help" 0 "--bundle BUNDLE" -- "$MESHWARD" svid inspect --help
+expect_output "bundle --help" 0 "usage: meshward bundle inspect" -- "$MESHWARD" bundle --help
+expect_output "bundle inspect --help" 0 "--trust-domain TD" -- "$MESHWARD" bundle inspect --help
 
 # A SPIFFE JWKS of our root, written by hand from the DER, checks the JWKS path end to end.
 der64=$(openssl x509 -in root.pem -outform DER | base64 -w0)
 printf '{"keys":[{"use":"x509-svid","kty":"EC","x5c":["%s"]}],"spiffe_sequence":7}\n' \
   "$der64" >root.json
-expect "JWKS bundle accepted" 0 "verdict:       ok" -- \
+expect_output "JWKS bundle accepted" 0 "verdict:       ok" -- \
   "$MESHWARD" svid inspect chain.pem --bundle root.json --trust-domain example.org
-expect "bundle inspect JWKS" 0 "sequence:          7" -- \
+expect_output "bundle inspect JWKS" 0 "sequence:          7" -- \
   "$MESHWARD" bundle inspect root.json --trust-domain example.org
-expect "bundle inspect PEM" 0 "format:            pem" -- "$MESHWARD" bundle inspect root.pem
+expect_output "bundle inspect PEM" 0 "format:            pem" -- "$MESHWARD" bundle inspect root.pem
 
 # ---------------------------------------------------------------- the go-spiffe files
 sv="$td/svid/x509svid/testdata"
@@ -147,18 +131,18 @@ sv="$td/svid/x509svid/testdata"
 for k in key-pkcs8-rsa.pem key-pkcs8-ecdsa.pem good-key-and-cert.pem; do
   install -m 600 "$sv/$k" "$tmp/gs-$k"
 done
-expect "go-spiffe leaf + key" 0 "spiffe://example.org/workload-1" -- \
+expect_output "go-spiffe leaf + key" 0 "spiffe://example.org/workload-1" -- \
   "$MESHWARD" svid inspect "$sv/good-leaf-only.pem" --key "$tmp/gs-key-pkcs8-rsa.pem"
-expect "go-spiffe leaf + intermediate" 0 "chain_length:  2" -- \
+expect_output "go-spiffe leaf + intermediate" 0 "chain_length:  2" -- \
   "$MESHWARD" svid inspect "$sv/good-leaf-and-intermediate.pem" --key "$tmp/gs-key-pkcs8-ecdsa.pem"
-expect "go-spiffe key and cert in one file" 0 "key_match:     yes" -- \
+expect_output "go-spiffe key and cert in one file" 0 "key_match:     yes" -- \
   "$MESHWARD" svid inspect "$tmp/gs-good-key-and-cert.pem" --key "$tmp/gs-good-key-and-cert.pem"
-expect "go-spiffe mismatched key" 1 "leaf does not match private key" -- \
+expect_output "go-spiffe mismatched key" 1 "leaf does not match private key" -- \
   "$MESHWARD" svid inspect "$sv/good-leaf-and-intermediate.pem" --key "$tmp/gs-key-pkcs8-rsa.pem"
-expect "go-spiffe world-readable key" 3 "0600" -- \
+expect_output "go-spiffe world-readable key" 3 "0600" -- \
   "$MESHWARD" svid inspect "$sv/good-leaf-only.pem" --key "$sv/key-pkcs8-rsa.pem"
 while read -r file frag; do
-  expect "go-spiffe $file" 1 "$frag" -- "$MESHWARD" svid inspect "$sv/$file"
+  expect_output "go-spiffe $file" 1 "$frag" -- "$MESHWARD" svid inspect "$sv/$file"
 done <<'EOF'
 wrong-leaf-empty-id.pem certificate contains no URI SAN
 wrong-leaf-ca-true.pem leaf certificate must not have CA flag
@@ -172,28 +156,27 @@ key-pkcs8-rsa.pem no certificates found
 EOF
 
 sb="$td/bundle/spiffebundle/testdata"
-expect "bundle valid_2" 0 "jwt_authorities:   6" -- \
+expect_output "bundle valid_2" 0 "jwt_authorities:   6" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_valid_2.json" --trust-domain domain.test
-expect "bundle valid_2 refresh" 0 "refresh_hint:      60s" -- \
+expect_output "bundle valid_2 refresh" 0 "refresh_hint:      60s" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_valid_2.json"
-expect "bundle with WIT keys" 0 "ignored_keys:      2" -- \
+expect_output "bundle with WIT keys" 0 "ignored_keys:      2" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_valid_with_wit.json"
-expect "bundle two x5c" 0 "only the first is used" -- \
+expect_output "bundle two x5c" 0 "only the first is used" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_multiple_x509.json"
-expect "bundle missing kid" 1 "jwt-svid key has no kid" -- \
+expect_output "bundle missing kid" 1 "jwt-svid key has no kid" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_missing_kid.json"
-expect "bundle no keys" 1 "no authorities" -- \
+expect_output "bundle no keys" 1 "no authorities" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_no_keys.json"
-expect "jwt bundle" 0 "jwt_authorities:   2" -- \
+expect_output "jwt bundle" 0 "jwt_authorities:   2" -- \
   "$MESHWARD" bundle inspect "$td/bundle/jwtbundle/testdata/jwks_valid_2.json" --format jwt
-expect "x509 bundle certs" 0 "x509_authorities:  2" -- \
+expect_output "x509 bundle certs" 0 "x509_authorities:  2" -- \
   "$MESHWARD" bundle inspect "$td/bundle/x509bundle/testdata/certs.pem"
-expect "x509 bundle key" 1 "want CERTIFICATE" -- \
+expect_output "x509 bundle key" 1 "want CERTIFICATE" -- \
   "$MESHWARD" bundle inspect "$td/bundle/x509bundle/testdata/key.pem"
-expect "x509 bundle empty" 1 "bundle is empty" -- \
+expect_output "x509 bundle empty" 1 "bundle is empty" -- \
   "$MESHWARD" bundle inspect "$td/bundle/x509bundle/testdata/empty.pem"
-expect "bundle bad format" 2 "--format" -- \
+expect_output "bundle bad format" 2 "--format" -- \
   "$MESHWARD" bundle inspect "$sb/spiffebundle_valid_2.json" --format xml
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary

@@ -5,14 +5,12 @@
 # verifies, that every acknowledged entry is in it with the right content,
 # and that appending resumes cleanly.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 MESHWARD=${MESHWARD:?set MESHWARD to the meshward binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 
 "$MESHWARD" log keygen --name meshward.test/crash --out keys >/dev/null
 origin=meshward.test/crash
@@ -61,5 +59,4 @@ done
 printf 'after the crashes\n' | "$MESHWARD" log append log --key keys/log.key --origin "$origin" >final.ack
 if "$MESHWARD" log verify log --pub keys/log.pub >/dev/null; then ok; else bad "final verify"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+expect_summary

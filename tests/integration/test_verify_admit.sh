@@ -3,6 +3,8 @@
 # store the CA reads, with a real production SLSA v1 provenance bundle from
 # sigstore-conformance (happy-path-intoto-in-dsse-v3, keyless, GitHub Actions).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 : "${MESHWARD:?set MESHWARD to the meshward binary}"
 : "${MW_TESTDATA_DIR:?set MW_TESTDATA_DIR to ../shared/testdata}"
 C="$MW_TESTDATA_DIR/sigstore-conformance"
@@ -12,21 +14,7 @@ KEYED="$C/managed-key-happy-path/bundle.sigstore.json"
 KEY="$C/managed-key-happy-path/key.pub"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-expect() {
-    local want=$1; shift
-    local rc=0
-    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$* exited $rc, want $want: $(cat "$tmp/err")"; fi
-}
-has() { if grep -qF -- "$1" "$tmp/out"; then ok; else bad "output lacks '$1': $(cat "$tmp/out")"; fi; }
-lacks() { if grep -qF -- "$1" "$tmp/out"; then bad "output has '$1': $(cat "$tmp/out")"; else ok; fi; }
-err_has() { if grep -qF -- "$1" "$tmp/err"; then ok; else bad "stderr lacks '$1': $(cat "$tmp/err")"; fi; }
-out_is() { if [ "$(cat "$tmp/out")" = "$1" ]; then ok; else bad "output is '$(cat "$tmp/out")', want '$1'"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: '$1', want '$2'"; fi; }
+EXPECT_DIR=$tmp
 rows() { sqlite3 "$DB" "SELECT count(*) FROM artifact"; }
 
 DIGEST="sha256:$(sha256sum "$C/a.txt" | cut -d' ' -f1)"
@@ -175,5 +163,4 @@ err_has "nothing matched" # a version-1 row names no signer
 expect 0 "$MESHWARD" verify revoke --db "$OLD" --attestation-digest "$ATTESTATION"
 out_is "$DIGEST"
 
-echo "test_verify_admit: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+expect_summary "test_verify_admit: "

@@ -2,6 +2,8 @@
 # meshward verify image|policy and verify-bundle usage, against the shared
 # sigstore-conformance data (a real production SLSA v1 provenance bundle).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_expect.sh
+. "$(dirname "$0")/lib_expect.sh"
 : "${MESHWARD:?set MESHWARD to the meshward binary}"
 : "${MW_TESTDATA_DIR:?set MW_TESTDATA_DIR to ../shared/testdata}"
 C="$MW_TESTDATA_DIR/sigstore-conformance"
@@ -9,18 +11,7 @@ ROOT="$MW_TESTDATA_DIR/sigstore/trusted_root.production.json"
 BUNDLE="$C/happy-path-intoto-in-dsse-v3/bundle.sigstore.json"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-expect() {
-    local want=$1; shift
-    local rc=0
-    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$* exited $rc, want $want: $(cat "$tmp/err")"; fi
-}
-has() { if grep -q -- "$1" "$tmp/out"; then ok; else bad "output lacks '$1': $(cat "$tmp/out")"; fi; }
-err_has() { if grep -q -- "$1" "$tmp/err"; then ok; else bad "stderr lacks '$1': $(cat "$tmp/err")"; fi; }
+EXPECT_DIR=$tmp
 
 DIGEST="sha256:$(sha256sum "$C/a.txt" | cut -d' ' -f1)"
 BEACON="https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
@@ -93,5 +84,4 @@ expect 1 "$MESHWARD" verify-bundle --bundle "$BUNDLE" --certificate-identity "ht
 err_has "identity"
 if [ "$(wc -l <"$tmp/err")" -eq 1 ]; then ok; else bad "reason is not one line: $(cat "$tmp/err")"; fi
 
-echo "verify cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+expect_summary "verify cli: "

@@ -162,6 +162,68 @@ static void test_tamper_is_detected(void **state)
     keys_free(&k);
 }
 
+struct walked {
+    uint64_t n;
+    bool in_order;
+    uint64_t stop_at; /* fail with MW_E_STATE at this index */
+};
+
+static mw_result walk(void *ctx, uint64_t index, mw_slice entry)
+{
+    struct walked *w = ctx;
+    char want[64];
+    int len = snprintf(want, sizeof(want), "entry %llu", (unsigned long long)index);
+    if (index != w->n || !mw_slice_eq(entry, mw_slice_make(want, (size_t)len)))
+        w->in_order = false;
+    w->n++;
+    MW_ENSURE(index != w->stop_at, MW_E_STATE, "stop at %llu", (unsigned long long)index);
+    return MW_SUCCESS;
+}
+
+/* mw_tlog_each_entry: every entry once, in order, and only from a log that verifies. */
+static void test_each_entry(void **state)
+{
+    (void)state;
+    struct keys k;
+    keys_make(&k);
+    const char *dir = mw_test_tmpdir();
+    struct mw_tlog *log;
+    mw_assert_ok(mw_tlog_open(dir, "meshward.test/issuance", k.signer, &log));
+    append_n(log, 0, 300); /* one full tile and a partial one */
+    mw_tlog_close(log);
+
+    struct walked w = {.in_order = true, .stop_at = UINT64_MAX};
+    mw_assert_ok(mw_tlog_each_entry(dir, k.verifier, walk, &w));
+    assert_true(w.n == 300);
+    assert_true(w.in_order);
+
+    /* The callback's failure stops the walk and comes back as it is. */
+    w = (struct walked){.in_order = true, .stop_at = 7};
+    mw_assert_fails(mw_tlog_each_entry(dir, k.verifier, walk, &w), MW_E_STATE);
+    assert_true(w.n == 8);
+
+    /* Another key's view of the checkpoint: nothing is handed out. */
+    struct keys other;
+    keys_make(&other);
+    w = (struct walked){.in_order = true, .stop_at = UINT64_MAX};
+    mw_assert_fails(mw_tlog_each_entry(dir, other.verifier, walk, &w), MW_E_VERIFY);
+    assert_true(w.n == 0);
+    keys_free(&other);
+
+    /* A changed entry in the partial tile is refused. */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tile/entries/001.p/44", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 5, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    w = (struct walked){.in_order = true, .stop_at = UINT64_MAX};
+    mw_assert_fails(mw_tlog_each_entry(dir, k.verifier, walk, &w), MW_E_VERIFY);
+    mw_assert_fails(mw_tlog_each_entry("/nonexistent/log", k.verifier, walk, &w), MW_E_NOTFOUND);
+    keys_free(&k);
+}
+
 /* A checkpoint from a forked history is not a prefix. */
 static void test_fork_is_detected(void **state)
 {
@@ -222,9 +284,8 @@ static void test_rejects_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout_and_reopen),
-        cmocka_unit_test(test_tamper_is_detected),
-        cmocka_unit_test(test_fork_is_detected),
+        cmocka_unit_test(test_layout_and_reopen), cmocka_unit_test(test_tamper_is_detected),
+        cmocka_unit_test(test_fork_is_detected),  cmocka_unit_test(test_each_entry),
         cmocka_unit_test(test_rejects_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# CA mode on 127.0.0.1: `meshward ca serve` with Kubernetes service-account tokens (an RSA
+# issuer made with openssl), a client and a server sidecar that get their SVIDs from it (short
+# TTL, renewal at 30 % of it), and a backend. A bounded load runs across at least two rotations
+# with zero failed requests while the server's certificate changes; then the CA is stopped for
+# longer than a rotation period: traffic goes on, meshward_ca_reachable is 0 and renewal failures
+# count up; the CA comes back and reachable returns to 1. Also: no SVID, no start.
+set -u
+MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
+W=$(mktemp -d)
+PIDS=()
+CA_PID=
+cleanup() {
+    [ -n "$CA_PID" ] && kill "$CA_PID" 2>/dev/null
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ -n "$CA_PID" ] && wait "$CA_PID" 2>/dev/null
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+finish() {
+    if [ "$fail" != 0 ]; then
+        echo "--- server sidecar"; tail -n 15 server.out
+        echo "--- client sidecar"; tail -n 15 client.out
+    fi
+    echo "$pass passed, $fail failed"
+    [ "$fail" = 0 ]
+    exit
+}
+
+# Six free loopback ports, chosen by the kernel (the CA restarts on the same one).
+read -r CAP APP S_IN S_ADMIN C_SVC C_ADMIN < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(6)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+TD=cluster.local
+cd "$W" || exit 1
+
+# ---------------------------------------------------------------- the CA and a Kubernetes issuer
+"$MESHWARD" ca init --trust-domain $TD --out ca >/dev/null || { echo "ca init failed"; exit 1; }
+"$MESHWARD" log keygen --name $TD/issuance --out lk >/dev/null || { echo "log keygen failed"; exit 1; }
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+openssl genrsa -out k8s.key 2048 2>/dev/null
+n=$(openssl rsa -in k8s.key -noout -modulus 2>/dev/null | cut -d= -f2 | xxd -r -p | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}' "$n" >k8s.jwks
+k8s_token() { # NAMESPACE SA AUDIENCE FILE
+    local now h p s
+    now=$(date +%s)
+    h=$(printf '{"alg":"RS256","kid":"k1","typ":"JWT"}' | b64url)
+    p=$(printf '{"iss":"https://k8s.example","aud":["%s"],"sub":"system:serviceaccount:%s:%s","iat":%d,"nbf":%d,"exp":%d}' \
+        "$3" "$1" "$2" "$((now - 5))" "$((now - 5))" "$((now + 3600))" | b64url)
+    s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign k8s.key | b64url)
+    printf '%s.%s.%s\n' "$h" "$p" "$s" >"$4"
+    chmod 600 "$4"
+}
+k8s_token foo server meshward-ca server.tok
+k8s_token foo client meshward-ca client.tok
+k8s_token foo probe meshward-ca probe.tok
+k8s_token foo server other-audience wrong.tok
+
+start_ca() {
+    "$MESHWARD" ca serve --config ca/ca.yaml --listen 127.0.0.1:$CAP --log log --log-key lk/log.key \
+        --db ca.db --allow-unregistered \
+        --k8s-jwks k8s.jwks --k8s-issuer https://k8s.example --k8s-audience meshward-ca \
+        >>ca.out 2>>ca.err &
+    CA_PID=$!
+    for _ in $(seq 1 100); do
+        curl -sk "https://127.0.0.1:$CAP/healthz" 2>/dev/null | grep -qx ok && return 0
+        kill -0 "$CA_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "ca serve did not start: $(cat ca.err)"
+    return 1
+}
+start_ca || exit 1
+
+# ---------------------------------------------------------------- backend and sidecars
+cat >app.py <<'EOF'
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 app.py $APP &
+PIDS+=($!)
+
+identity() { # TOKEN-FILE
+    cat <<EOF
+  identity:
+    mode: ca
+    caURL: https://127.0.0.1:$CAP
+    credentialFile: $1
+    credentialKind: k8s-sat
+    ttl: 30s
+    rotation: {fraction: 0.3, jitter: 0.1}
+    bundleRefresh: 2s
+    bundles: [{trustDomain: $TD, file: ca/bundle.pem}]
+EOF
+}
+{
+    printf 'apiVersion: meshward.io/v1alpha1\nkind: SidecarConfig\nmetadata: {name: server}\nspec:\n'
+    printf '  workload: {namespace: foo, serviceAccount: server}\n'
+    identity server.tok
+    printf '  inbound:\n    ports: [{port: %d, protocol: http, listenPort: %d, appPort: %d}]\n' $APP $S_IN $APP
+    printf '  admin: {port: %d}\n' $S_ADMIN
+} >server.yaml
+{
+    printf 'apiVersion: meshward.io/v1alpha1\nkind: SidecarConfig\nmetadata: {name: client}\nspec:\n'
+    printf '  workload: {namespace: foo, serviceAccount: client}\n'
+    identity client.tok
+    printf '  outbound:\n    services:\n    - name: server.foo\n      port: 80\n'
+    printf '      endpoints: ["127.0.0.1:%d"]\n' $S_IN
+    printf '      spiffeId: spiffe://%s/ns/foo/sa/server\n      localPort: %d\n' $TD $C_SVC
+    printf '  admin: {port: %d}\n' $C_ADMIN
+} >client.yaml
+
+# No valid SVID, no start: the CA refuses the credential, or nothing answers at caURL.
+sed 's/server\.tok/wrong.tok/' server.yaml >wrong.yaml
+rc=0
+timeout 20 "$MESHWARD" sidecar run --config wrong.yaml >wrong.out 2>&1 || rc=$?
+check "refuses to start when the CA refuses the credential, and says why" \
+    "[ $rc != 0 ] && [ $rc != 124 ] && grep -q 'no SVID from the CA' wrong.out"
+sed "s/127.0.0.1:$CAP/127.0.0.1:1/" server.yaml >nowhere.yaml
+rc=0
+timeout 20 "$MESHWARD" sidecar run --config nowhere.yaml >nowhere.out 2>&1 || rc=$?
+check "refuses to start when the CA is unreachable" "[ $rc != 0 ] && grep -q 'no SVID from the CA' nowhere.out"
+check "check-config in CA mode asks for no SVID" "'$MESHWARD' sidecar check-config server.yaml | grep -q 'no SVID'"
+
+"$MESHWARD" sidecar run --config server.yaml >server.out 2>&1 &
+PIDS+=($!)
+"$MESHWARD" sidecar run --config client.yaml >client.out 2>&1 &
+PIDS+=($!)
+up=no
+for _ in $(seq 1 100); do
+    if curl -s "http://127.0.0.1:$S_ADMIN/readyz" 2>/dev/null | grep -q ready &&
+        curl -s "http://127.0.0.1:$C_ADMIN/readyz" 2>/dev/null | grep -q ready; then
+        up=yes
+        break
+    fi
+    sleep 0.1
+done
+[ $up = yes ] || { echo "sidecars did not start: $(cat server.out client.out)"; exit 1; }
+ok "both sidecars got SVIDs from the CA and are ready"
+
+metric() { # ADMIN-PORT NAME
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }' | head -n1
+}
+served_serial() {
+    openssl s_client -connect 127.0.0.1:$S_IN -cert probe.pem -key probe.key </dev/null 2>/dev/null |
+        openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+"$MESHWARD" ca request --server https://127.0.0.1:$CAP --bundle ca/bundle.pem \
+    --credential-kind k8s-sat --token-file probe.tok --key-out probe.key --cert-out probe.pem \
+    --ttl 1h >/dev/null 2>&1 || bad "probe certificate"
+
+check "the first request through both sidecars succeeds" \
+    "[ \"\$(curl -s -m 5 http://127.0.0.1:$C_SVC/x)\" = ok ]"
+check "meshward_ca_reachable is 1" "[ \"\$(metric $S_ADMIN meshward_ca_reachable)\" = 1 ]"
+serial0=$(served_serial)
+exp0=$(metric $S_ADMIN meshward_svid_expiry_timestamp_seconds)
+check "the server presents a CA-issued certificate" "[ -n '$serial0' ]"
+
+# ---------------------------------------------------------------- load across rotations
+cat >load.py <<'EOF'
+# New connection per request (new handshakes) plus one keep-alive connection held open.
+import http.client, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+ok = failed = ka_ok = 0
+ka = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+end = time.time() + secs
+while time.time() < end:
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/load")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        if r.status == 200 and body == b"ok\n":
+            ok += 1
+        else:
+            failed += 1
+            print("status", r.status, body[:80], file=sys.stderr)
+    except Exception as e:
+        failed += 1
+        print("error", e, file=sys.stderr)
+    try:
+        ka.request("GET", "/ka")
+        r = ka.getresponse()
+        if r.read() == b"ok\n" and r.status == 200:
+            ka_ok += 1
+        else:
+            failed += 1
+    except Exception as e:
+        failed += 1
+        print("keep-alive error", e, file=sys.stderr)
+    time.sleep(0.02)
+print(ok, failed, ka_ok)
+EOF
+read -r n_ok n_failed n_ka < <(python3 load.py $C_SVC 26 2>load.err)
+check "load across rotations: $n_ok requests, $n_ka on one keep-alive connection, 0 failed" \
+    "[ '${n_failed:-x}' = 0 ] && [ '${n_ok:-0}' -gt 50 ] && [ '${n_ka:-0}' -gt 50 ]"
+[ "${n_failed:-x}" = 0 ] || head -5 load.err
+renewals=$(metric $S_ADMIN meshward_svid_renewals_total)
+check "the server sidecar renewed at least twice (renewals ${renewals:-none})" "[ '${renewals:-0}' -ge 2 ]"
+check "the client sidecar renewed at least twice" "[ \"\$(metric $C_ADMIN meshward_svid_renewals_total)\" -ge 2 ]"
+serial1=$(served_serial)
+check "the serial served changed ($serial0 -> $serial1)" "[ -n '$serial1' ] && [ '$serial0' != '$serial1' ]"
+check "the expiry gauge moved on" "[ \"\$(metric $S_ADMIN meshward_svid_expiry_timestamp_seconds)\" != '$exp0' ]"
+check "the SVIDs were never written to disk" "! find . -newer server.yaml -name '*.key' ! -name probe.key | grep -q ."
+
+# ---------------------------------------------------------------- the CA stops
+# Right after a renewal the SVID has 70 % of 30 s left; the outage (14 s) is longer than a
+# rotation period (9 s) and shorter than that.
+r0=$(metric $S_ADMIN meshward_svid_renewals_total)
+for _ in $(seq 1 120); do
+    [ "$(metric $S_ADMIN meshward_svid_renewals_total)" != "$r0" ] && break
+    sleep 0.1
+done
+r0=$(metric $S_ADMIN meshward_svid_renewals_total)
+kill "$CA_PID"
+wait "$CA_PID" 2>/dev/null
+CA_PID=
+read -r n_ok n_failed n_ka < <(python3 load.py $C_SVC 14 2>load2.err)
+check "CA down for 14 s: $n_ok requests, 0 failed" "[ '${n_failed:-x}' = 0 ] && [ '${n_ok:-0}' -gt 30 ]"
+check "meshward_ca_reachable is 0 on the server sidecar" "[ \"\$(metric $S_ADMIN meshward_ca_reachable)\" = 0 ]"
+check "meshward_ca_reachable is 0 on the client sidecar" "[ \"\$(metric $C_ADMIN meshward_ca_reachable)\" = 0 ]"
+f1=$(metric $S_ADMIN meshward_svid_renewal_failures_total)
+check "renewal failures counted (${f1:-none})" "[ '${f1:-0}' -ge 1 ]"
+sleep 3
+f2=$(metric $S_ADMIN meshward_svid_renewal_failures_total)
+check "  ... and counting up ($f1 -> ${f2:-none})" "[ '${f2:-0}' -gt '${f1:-0}' ]"
+check "/readyz stays 200 while the SVID is valid" \
+    "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$S_ADMIN/readyz)\" = 200 ]"
+check "the sidecar said it serves with the last good SVID" "grep -q 'serving with the SVID valid until' server.out"
+
+# ---------------------------------------------------------------- the CA comes back
+start_ca || bad "CA restart"
+back=no
+for _ in $(seq 1 150); do
+    if [ "$(metric $S_ADMIN meshward_ca_reachable)" = 1 ] && [ "$(metric $C_ADMIN meshward_ca_reachable)" = 1 ]; then
+        back=yes
+        break
+    fi
+    sleep 0.1
+done
+check "meshward_ca_reachable returns to 1 on both sidecars" "[ $back = yes ]"
+for _ in $(seq 1 100); do
+    [ "$(metric $S_ADMIN meshward_svid_renewals_total)" -gt "${r0:-0}" ] && break
+    sleep 0.1
+done
+r1=$(metric $S_ADMIN meshward_svid_renewals_total)
+check "renewal resumed after the outage ($r0 -> ${r1:-none})" "[ '${r1:-0}' -gt '${r0:-0}' ]"
+check "requests succeed after the outage" "[ \"\$(curl -s -m 5 http://127.0.0.1:$C_SVC/x)\" = ok ]"
+check "no sanitizer reports" "! grep -q 'Sanitizer' server.out client.out"
+finish
