@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <meshward/ca_auth.h>
 #include <meshward/conf.h>
 
 #include "sidecar/sidecar_internal.h"
@@ -334,26 +335,108 @@ static mw_result parse_workload(struct mw_sidecar_config *c, const struct mw_nod
     return MW_SUCCESS;
 }
 
+/* A number in [lo, hi] (a YAML scalar such as 0.5). */
+static mw_result get_fraction(const struct mw_node *map, const char *key, double lo, double hi,
+                              double *out)
+{
+    const struct mw_node *n = mw_node_get(map, key);
+    if (n == NULL)
+        return MW_SUCCESS;
+    char buf[32];
+    mw_slice s = mw_node_slice(n);
+    double v = 0;
+    bool ok = mw_node_kind(n) == MW_NODE_SCALAR && s.n > 0 && s.n < sizeof(buf);
+    if (ok) {
+        memcpy(buf, s.p, s.n);
+        buf[s.n] = '\0';
+        char *end = NULL;
+        v = strtod(buf, &end);
+        ok = end == buf + s.n && (buf[0] >= '0' && buf[0] <= '9') && v >= lo && v <= hi;
+    }
+    if (!ok) {
+        mw_node_error(n, MW_E_INPUT, "\"%s\" must be a number from %g to %g", key, lo, hi);
+        return MW_FAILURE;
+    }
+    *out = v;
+    return MW_SUCCESS;
+}
+
+/* CA mode: where the SVID comes from, with what credential, and how it is renewed. */
+static mw_result parse_identity_ca(struct mw_sidecar_config *c, const struct mw_node *idn)
+{
+    static const char *const refused[] = {"certificate", "key", NULL};
+    for (size_t i = 0; refused[i] != NULL; i++)
+        if (mw_node_get(idn, refused[i]) != NULL)
+            return fail_at(mw_node_get(idn, refused[i]),
+                           "\"%s\" is for identity mode static: in mode ca the key is made in "
+                           "memory and the SVID comes from the CA",
+                           refused[i]);
+    MW_GUARD(get_str(c, idn, "caURL", true, &c->ca_url));
+    if (strncmp(c->ca_url, "https://", 8) != 0 || c->ca_url[8] == '\0' || strlen(c->ca_url) > 1024)
+        return fail_at(mw_node_get(idn, "caURL"), "caURL \"%.100s\": want https://HOST:PORT",
+                       c->ca_url);
+    MW_GUARD(get_path(c, idn, "credentialFile", true, &c->credential_file));
+    const char *kind = NULL;
+    MW_GUARD(get_str(c, idn, "credentialKind", true, &kind));
+    enum mw_ca_cred_kind k;
+    if (mw_failed(mw_ca_cred_kind_parse(mw_slice_cstr(kind), &k)))
+        return fail_at(mw_node_get(idn, "credentialKind"),
+                       "credentialKind \"%s\": want join-token or k8s-sat", kind);
+    c->credential_kind = k;
+    MW_GUARD(get_str(c, idn, "imageDigest", false, &c->image_digest));
+    if (c->image_digest != NULL &&
+        mw_failed(mw_ca_digest_check(mw_slice_cstr(c->image_digest), "imageDigest")))
+        return fail_at(mw_node_get(idn, "imageDigest"), "%s", mw_error_msg());
+    const struct mw_node *n = mw_node_get(idn, "ttl");
+    if (n != NULL) {
+        uint64_t s;
+        if (mw_node_kind(n) != MW_NODE_SCALAR ||
+            mw_failed(mw_parse_duration(mw_node_slice(n), 30 * 86400, "ttl", &s)) || s == 0)
+            return fail_at(n, "%s", "\"ttl\" must be a duration like 1h (1s..30d)");
+        c->svid_ttl = (int64_t)s;
+    }
+    c->rotation_fraction = 0.5;
+    c->rotation_jitter = 0.1;
+    const struct mw_node *rot = mw_node_get(idn, "rotation");
+    if (rot != NULL) {
+        static const char *const rkeys[] = {"fraction", "jitter", NULL};
+        if (mw_node_kind(rot) != MW_NODE_MAP)
+            return fail_at(rot, "%s", "\"rotation\" must be a map {fraction, jitter}");
+        MW_GUARD(check_keys(rot, "rotation", rkeys));
+        MW_GUARD(get_fraction(rot, "fraction", 0.05, 0.95, &c->rotation_fraction));
+        MW_GUARD(get_fraction(rot, "jitter", 0, 0.5, &c->rotation_jitter));
+    }
+    c->bundle_refresh = 300;
+    MW_GUARD(get_seconds(idn, "bundleRefresh", &c->bundle_refresh));
+    return MW_SUCCESS;
+}
+
 static mw_result parse_identity(struct mw_sidecar_config *c, const struct mw_node *idn)
 {
-    static const char *const keys[] = {"mode",  "certificate",    "key", "bundles",
-                                       "caURL", "credentialFile", NULL};
+    static const char *const keys[] = {
+        "mode",           "certificate", "key", "bundles",  "caURL",         "credentialFile",
+        "credentialKind", "imageDigest", "ttl", "rotation", "bundleRefresh", NULL};
+    static const char *const ca_only[] = {
+        "caURL", "credentialFile", "credentialKind", "imageDigest",
+        "ttl",   "rotation",       "bundleRefresh",  NULL};
     MW_GUARD(check_keys(idn, "identity", keys));
     const char *mode = "static";
     MW_GUARD(get_str(c, idn, "mode", false, &mode));
     if (strcmp(mode, "static") == 0) {
         c->id_mode = SC_ID_STATIC;
+        for (size_t i = 0; ca_only[i] != NULL; i++)
+            if (mw_node_get(idn, ca_only[i]) != NULL)
+                return fail_at(mw_node_get(idn, ca_only[i]),
+                               "\"%s\" is for identity mode ca (this identity is static)",
+                               ca_only[i]);
+        MW_GUARD(get_path(c, idn, "certificate", true, &c->cert_file));
+        MW_GUARD(get_path(c, idn, "key", true, &c->key_file));
     } else if (strcmp(mode, "ca") == 0) {
-        return fail_at(mw_node_get(idn, "mode"), "%s",
-                       "identity mode \"ca\" is reserved: it comes with the CA service; use "
-                       "\"static\"");
+        c->id_mode = SC_ID_CA;
+        MW_GUARD(parse_identity_ca(c, idn));
     } else {
-        return fail_at(mw_node_get(idn, "mode"), "identity mode \"%s\": want \"static\"", mode);
+        return fail_at(mw_node_get(idn, "mode"), "identity mode \"%s\": want static or ca", mode);
     }
-    MW_GUARD(get_str(c, idn, "caURL", false, &c->ca_url));
-    MW_GUARD(get_path(c, idn, "credentialFile", false, &c->credential_file));
-    MW_GUARD(get_path(c, idn, "certificate", true, &c->cert_file));
-    MW_GUARD(get_path(c, idn, "key", true, &c->key_file));
     const struct mw_node *bs;
     MW_GUARD(get_seq(idn, "bundles", &bs));
     if (bs == NULL || mw_node_len(bs) == 0)
@@ -375,6 +458,17 @@ static mw_result parse_identity(struct mw_sidecar_config *c, const struct mw_nod
                 return fail_at(b, "a second bundle for trust domain \"%s\"", c->bundles[i].td);
     }
     c->n_bundles = n;
+    if (c->id_mode == SC_ID_CA) {
+        /* The CA connection is pinned to the bundle of the workload's trust domain. */
+        bool own = false;
+        for (size_t i = 0; i < n; i++)
+            own = own || strcmp(c->bundles[i].td, c->td) == 0;
+        if (!own)
+            return fail_at(bs,
+                           "identity mode ca needs a bundle for the workload's trust domain "
+                           "\"%s\" (it pins the CA connection)",
+                           c->td);
+    }
     return MW_SUCCESS;
 }
 

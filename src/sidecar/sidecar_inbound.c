@@ -277,12 +277,50 @@ static mw_result add_fields(struct mw_dynbuf *out, const struct mw_http_head *h,
     return MW_SUCCESS;
 }
 
+/* s as a C string in buf, cut to len - 1 bytes (the per-request path: no printf). */
+static void copy_slice(char *buf, size_t len, mw_slice s)
+{
+    size_t n = s.n < len - 1 ? s.n : len - 1;
+    if (n > 0)
+        memcpy(buf, s.p, n);
+    buf[n] = 0;
+}
+
 static void copy_field(const struct mw_http_head *h, const char *name, char *buf, size_t len)
 {
     const struct mw_http_header *f = mw_http_head_find(h, name);
     buf[0] = 0;
     if (f != NULL)
-        snprintf(buf, len, "%.*s", (int)f->value.n, (const char *)f->value.p);
+        copy_slice(buf, len, f->value);
+}
+
+/* "name: <decimal>\r\n" without printf. */
+static mw_result add_u64_field(struct mw_dynbuf *o, const char *name, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    MW_GUARD(mw_dynbuf_add_cstr(o, name));
+    MW_GUARD(mw_dynbuf_add(o, d + i, sizeof(d) - i));
+    return mw_dynbuf_add(o, "\r\n", 2);
+}
+
+/* "HTTP/1.1 <status> <reason>\r\n" without printf (the parser gives 3-digit statuses). */
+static mw_result add_status_line(struct mw_dynbuf *o, int status, mw_slice reason)
+{
+    if (status < 100 || status > 999)
+        return mw_dynbuf_addf(o, "HTTP/1.1 %d %.*s\r\n", status, (int)reason.n,
+                              (const char *)reason.p);
+    char line[14] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    MW_GUARD(mw_dynbuf_add(o, line, 13));
+    MW_GUARD(mw_dynbuf_add_slice(o, reason));
+    return mw_dynbuf_add(o, "\r\n", 2);
 }
 
 /* A response the sidecar makes itself (errors, 403). */
@@ -302,11 +340,20 @@ static void local_reply(struct sc_conn *c, int status, const char *body, const c
         c->hs = H_CLOSING;
 }
 
+static void release_upstream(struct sc_conn *c, bool reuse);
+
 static bool start_upstream(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
-    if (c->u.fd >= 0)
-        return true;
+    if (c->u.fd >= 0) {
+        /*
+         * Kept from the previous request on this connection. The pump has been
+         * reading it while idle, so EOF or stray bytes from the app show here.
+         */
+        if (!c->u.failed && !c->u.rd_eof && !c->u.connecting && c->u_in.len == 0 && c->u_out.n == 0)
+            return true;
+        release_upstream(c, false);
+    }
     struct sc_addr app;
     if (mw_failed(sc_addr_parse(sc->cfg->app_address, c->app_port, &app)))
         return false;
@@ -382,9 +429,9 @@ static bool http_head(struct sc_conn *c)
         return true;
     }
     c->head_started = false;
-    snprintf(c->method, sizeof(c->method), "%.*s", (int)h->method.n, (const char *)h->method.p);
-    snprintf(c->path, sizeof(c->path), "%.*s", (int)h->target.n, (const char *)h->target.p);
-    snprintf(c->authority, sizeof(c->authority), "%.*s", (int)h->host.n, (const char *)h->host.p);
+    copy_slice(c->method, sizeof(c->method), h->method);
+    copy_slice(c->path, sizeof(c->path), h->target);
+    copy_slice(c->authority, sizeof(c->authority), h->host);
     copy_field(h, "user-agent", c->user_agent, sizeof(c->user_agent));
     copy_field(h, "x-request-id", c->request_id, sizeof(c->request_id));
 
@@ -427,22 +474,39 @@ static bool http_head(struct sc_conn *c)
         return true;
     }
     struct mw_dynbuf *o = &c->u_out;
-    mw_result r =
-        mw_dynbuf_addf(o, "%.*s %.*s HTTP/1.1\r\n", (int)h->method.n, (const char *)h->method.p,
-                       (int)h->target.n, (const char *)h->target.p);
+    mw_result r = mw_dynbuf_add_slice(o, h->method);
+    if (mw_ok(r))
+        r = mw_dynbuf_add(o, " ", 1);
+    if (mw_ok(r))
+        r = mw_dynbuf_add_slice(o, h->target);
+    if (mw_ok(r))
+        r = mw_dynbuf_add_cstr(o, " HTTP/1.1\r\n");
     if (mw_ok(r))
         r = add_fields(o, h, true, false);
     if (mw_ok(r) && mw_http_head_find(h, "host") == NULL)
         r = mw_dynbuf_addf(o, "Host: %s\r\n", c->upstream_addr);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_LENGTH)
-        r = mw_dynbuf_addf(o, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+        r = add_u64_field(o, "Content-Length: ", h->content_length);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_CHUNKED)
         r = mw_dynbuf_add_cstr(o, "Transfer-Encoding: chunked\r\n");
-    if (mw_ok(r) && c->mtls)
-        r = mw_dynbuf_addf(o, "x-forwarded-client-cert: By=%s;Hash=%s;URI=%s\r\n",
-                           sc->id->spiffe_id, c->xfcc_hash, c->peer_id);
+    if (mw_ok(r) && c->mtls) {
+        r = mw_dynbuf_add_cstr(o, "x-forwarded-client-cert: By=");
+        if (mw_ok(r))
+            r = mw_dynbuf_add_cstr(o, sc->id->spiffe_id);
+        if (mw_ok(r))
+            r = mw_dynbuf_add_cstr(o, ";Hash=");
+        if (mw_ok(r))
+            r = mw_dynbuf_add_cstr(o, c->xfcc_hash);
+        if (mw_ok(r))
+            r = mw_dynbuf_add_cstr(o, ";URI=");
+        if (mw_ok(r))
+            r = mw_dynbuf_add_cstr(o, c->peer_id);
+        if (mw_ok(r))
+            r = mw_dynbuf_add(o, "\r\n", 2);
+    }
     if (mw_ok(r))
-        r = mw_dynbuf_addf(o, "x-forwarded-proto: %s\r\n\r\n", c->mtls ? "https" : "http");
+        r = mw_dynbuf_add_cstr(o, c->mtls ? "x-forwarded-proto: https\r\n\r\n"
+                                          : "x-forwarded-proto: http\r\n\r\n");
     mw_http_body_init(&c->body, h, NULL);
     sc_buf_consume(&c->d_in, (size_t)n);
     free(h);
@@ -580,12 +644,11 @@ static bool http_resp_head(struct sc_conn *c)
         c->resp_chunked_out = false;
         c->resp_close_out = true;
     }
-    r = mw_dynbuf_addf(o, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.n,
-                       (const char *)h->reason.p);
+    r = add_status_line(o, h->status, h->reason);
     if (mw_ok(r))
         r = add_fields(o, h, false, h->framing == MW_HTTP_BODY_NONE);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_LENGTH)
-        r = mw_dynbuf_addf(o, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+        r = add_u64_field(o, "Content-Length: ", h->content_length);
     if (mw_ok(r) && c->resp_chunked_out)
         r = mw_dynbuf_add_cstr(o, "Transfer-Encoding: chunked\r\n");
     if (mw_ok(r) && c->resp_close_out)
@@ -633,8 +696,14 @@ static bool http_resp_body(struct sc_conn *c)
         return false;
     }
     log_request(c, c->status, "allow", c->decision_policy, "-");
-    release_upstream(c, c->resp_keep_alive);
     c->hs = c->resp_close_out ? H_CLOSING : H_HEAD;
+    /*
+     * A keep-alive app connection stays with a keep-alive client connection
+     * for its next request (no pool round trip, no MSG_PEEK); it goes to the
+     * pool when the client connection ends (conn_free).
+     */
+    if (!c->resp_keep_alive || c->hs != H_HEAD)
+        release_upstream(c, c->resp_keep_alive);
     if (c->hs == H_HEAD)
         sc_conn_set_deadline(c, c->sc->cfg->idle_timeout);
     return true;
@@ -647,6 +716,9 @@ bool sc_http_step(struct sc_conn *c)
         bool p = false;
         switch (c->hs) {
         case H_HEAD:
+            /* A kept app connection that the app closed meanwhile is let go at once. */
+            if (c->u.fd >= 0 && (c->u.rd_eof || c->u.failed || c->u_in.len > 0))
+                release_upstream(c, false);
             /* Pipelined requests wait until the answer before them is out (order kept). */
             if (c->d_out.n < BODY_OUT_MAX)
                 p = http_head(c);

@@ -84,7 +84,13 @@ struct mw_sidecar_config {
     const char *cert_file, *key_file;
     struct sc_bundle_ref *bundles;
     size_t n_bundles;
-    const char *ca_url, *credential_file; /* reserved: CA mode */
+    /* CA mode (docs/sidecar.md "Identity: CA mode") */
+    const char *ca_url, *credential_file;
+    int credential_kind;      /* enum mw_ca_cred_kind */
+    const char *image_digest; /* NULL: none sent */
+    int64_t svid_ttl;         /* seconds asked for; 0: the CA's default */
+    double rotation_fraction, rotation_jitter;
+    double bundle_refresh; /* seconds between GET /v1/bundle */
 
     const char *in_address;
     uint16_t in_port; /* 0: no transparent inbound listener */
@@ -143,12 +149,21 @@ struct sc_identity {
     int64_t not_after;
     struct mw_bundle **bundles;
     size_t n_bundles;
+    int64_t not_before;
+    int64_t received_at; /* CA mode: when the SVID arrived (the CA backdates notBefore) */
+    bool from_ca;        /* issued by the CA to this process's in-memory key (CA mode) */
+    bool own_from_ca;    /* the own trust domain's bundle came from GET /v1/bundle */
 };
 
 struct mw_sidecar;
 
-/* Load and validate the SVID (against the bundle of its own trust domain) and all bundles. */
-MW_RESULT sc_identity_load(const struct mw_sidecar_config *cfg, struct sc_identity **out);
+/*
+ * Load and validate the SVID (against the bundle of its own trust domain) and all bundles.
+ * Static mode: from files. CA mode: cur NULL (start) fetches a new SVID from the CA; cur
+ * non-NULL (SIGHUP) keeps cur's SVID and key and reloads the other bundles from files.
+ */
+MW_RESULT sc_identity_load(const struct mw_sidecar_config *cfg, const struct sc_identity *cur,
+                           struct sc_identity **out);
 void sc_identity_free(struct sc_identity *id);
 /* Validate a peer chain (concatenated DER, leaf first) against the bundle of its trust domain. */
 MW_RESULT sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
@@ -156,6 +171,48 @@ MW_RESULT sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
 /* Server (client certificate required) and client TLS contexts for this identity. */
 MW_RESULT sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct mw_tls_ctx **server,
                           struct mw_tls_ctx **client);
+
+/* ---------------------------------------------------------------- CA mode (sidecar_ca.c) */
+
+#define SC_CA_TIMEOUT_MS 5000 /* one exchange with the CA, connect to last byte */
+
+/* What one exchange with the CA needs and gives; the worker thread shares nothing else. */
+struct sc_ca_job {
+    char url[1100];
+    char credential_file[4096];
+    int credential_kind;
+    char image_digest[80];
+    int64_t ttl;
+    char td[MW_SPIFFE_TD_MAX + 1];
+    char want_id[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16]; /* the workload's SPIFFE ID */
+    struct mw_bundle *pin; /* owned: the own trust domain's bundle the CA must chain to */
+    bool want_svid;        /* false: the bundle only */
+    /* results */
+    bool reached; /* the CA answered over a verified connection */
+    bool ok;
+    char error[512];
+    struct mw_bundle *bundle; /* from GET /v1/bundle, bound to td; NULL if not fetched */
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    EVP_PKEY *key;
+    int64_t not_before, not_after;
+};
+
+/* A job's inputs from the configuration and pin (a copy of the bundle is taken). */
+MW_RESULT sc_ca_job_init(struct sc_ca_job *job, const struct mw_sidecar_config *cfg,
+                         const struct mw_bundle *pin, bool want_svid);
+/* Blocking, bounded by SC_CA_TIMEOUT_MS per request; fills the results. Any thread. */
+void sc_ca_job_run(struct sc_ca_job *job);
+void sc_ca_job_clear(struct sc_ca_job *job);
+/* A copy of b (same trust domain and authorities). */
+MW_RESULT sc_bundle_dup(const struct mw_bundle *b, struct mw_bundle **out);
+/* The identity's bundle for td, or NULL. */
+const struct mw_bundle *sc_identity_bundle(const struct sc_identity *id, const char *td);
+
+struct sc_ca;
+/* CA mode: timers for renewal and bundle refresh, the worker thread, the gauges. */
+MW_RESULT sc_ca_start(struct mw_sidecar *sc);
+void sc_ca_stop(struct mw_sidecar *sc);
 
 /* ---------------------------------------------------------------- runtime */
 
@@ -277,6 +334,7 @@ struct mw_sidecar {
     struct sc_pool_entry *pool; /* idle loopback connections to the app */
     size_t n_pool;
     uint64_t spiffe_mismatch, egress_denied, reloads, reload_failures;
+    struct sc_ca *ca; /* CA mode only */
 };
 
 /* Counted in the peer check; peer identity is read again after the handshake. */

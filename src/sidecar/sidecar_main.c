@@ -231,7 +231,7 @@ static mw_result state_load(struct mw_sidecar *sc, const char *path, struct sc_s
         sc_ports_resolve_mtls(s->cfg, s->set);
         for (size_t i = 0; i < mw_policy_set_warning_count(s->set); i++)
             mw_log_warn("sidecar", "%s", mw_policy_set_warning(s->set, i));
-        r = sc_identity_load(s->cfg, &s->id);
+        r = sc_identity_load(s->cfg, sc->id, &s->id);
     }
     if (mw_ok(r))
         r = sc_identity_tls(sc, s->id, &s->server, &s->client);
@@ -371,6 +371,8 @@ mw_result mw_sidecar_run(const char *config_path)
             mw_log_info("sidecar", "admin on %s:%u", sc.cfg->admin_address,
                         mw_http_server_port(sc.admin));
     }
+    if (mw_ok(r))
+        r = sc_ca_start(&sc);
     if (mw_ok(r)) {
         open_access_log(&sc);
         log_ports(&sc);
@@ -389,6 +391,7 @@ mw_result mw_sidecar_run(const char *config_path)
         ev_signal_stop(sc.loop, &intr);
         mw_log_info("sidecar", "stopped");
     }
+    sc_ca_stop(&sc);
     sc_conns_close_all(&sc);
     sc_pool_flush(&sc);
     listeners_close(&sc);

@@ -104,10 +104,18 @@ static int ssl_result(struct sc_sock *s, int ret, int *want)
     }
 }
 
-/* Read into b. Returns bytes read, 0 when nothing (blocked, full or EOF). */
+/*
+ * Read into b. Returns bytes read, 0 when nothing (blocked, full or EOF).
+ * A read that did not fill the room drained the socket (for TLS: nothing is
+ * left in OpenSSL's read-ahead buffer either): r_want is set to EV_READ
+ * right away, so the pump does not spend a read() on EAGAIN; libev is
+ * level-triggered, so bytes that arrive meanwhile wake the loop again.
+ * r_want is cleared when the socket's watcher reports it readable (io_cb).
+ */
 static size_t sock_fill(struct sc_sock *s, struct sc_buf *b)
 {
-    s->r_want = 0;
+    if (s->r_want != 0)
+        return 0;
     if (!sock_ready(s) || s->rd_eof)
         return 0;
     size_t room = buf_room(b);
@@ -125,11 +133,15 @@ static size_t sock_fill(struct sc_sock *s, struct sc_buf *b)
         if (r <= 0)
             return 0;
         b->len += (size_t)r;
+        if ((size_t)r < room && !SSL_has_pending(s->ssl))
+            s->r_want = EV_READ;
         return (size_t)r;
     }
     ssize_t n = recv(s->fd, dst, room, 0);
     if (n > 0) {
         b->len += (size_t)n;
+        if ((size_t)n < room)
+            s->r_want = EV_READ;
         return (size_t)n;
     }
     if (n == 0)
@@ -213,7 +225,15 @@ static bool sock_progress(struct sc_sock *s, struct sc_conn *c)
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    sc_conn_pump(w->data);
+    struct sc_conn *c = w->data;
+    struct sc_sock *s = w == &c->d.io ? &c->d : &c->u;
+    /*
+     * Only the socket whose read was waiting for this event is read again (the
+     * other one is known to be drained). A TLS read can wait for EV_WRITE.
+     */
+    if (revents & s->r_want)
+        s->r_want = 0;
+    sc_conn_pump(c);
 }
 
 static void sock_watch(struct mw_sidecar *sc, struct sc_sock *s)
@@ -247,6 +267,8 @@ mw_result sc_sock_tls(struct sc_conn *c, struct sc_sock *s, struct mw_tls_ctx *c
         mw_error_openssl(MW_E_CRYPTO, "SSL_new");
         return MW_FAILURE;
     }
+    /* One read() per batch of records instead of two per record (header, then body). */
+    SSL_set_read_ahead(ssl, 1);
     if (SSL_set_fd(ssl, s->fd) <= 0) {
         SSL_free(ssl);
         mw_error_openssl(MW_E_CRYPTO, "SSL_set_fd");
@@ -342,6 +364,13 @@ static void conn_free(struct sc_conn *c)
     struct mw_sidecar *sc = c->sc;
     if (c->kind == SC_RELAY && c->opened_reported)
         sc_conn_report_tcp(c, true);
+    if (c->kind == SC_HTTP_IN && c->hs == H_HEAD && c->u.fd >= 0 && c->u.ssl == NULL &&
+        !c->u.connecting && !c->u.failed && !c->u.rd_eof && c->u_in.len == 0 && c->u_out.n == 0) {
+        /* An idle keep-alive app connection kept between requests: back to the pool. */
+        ev_io_stop(sc->loop, &c->u.io);
+        sc_pool_put(sc, c->u.fd, c->app_port);
+        c->u.fd = -1;
+    }
     sock_close(sc, &c->d);
     sock_close(sc, &c->u);
     ev_timer_stop(sc->loop, &c->timer);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <meshward/ca_auth.h>
+
 #include "sidecar/sidecar_internal.h"
 #include "testutil.h"
 
@@ -16,6 +18,65 @@
     "    certificate: svid.pem\n"                                             \
     "    key: svid.key\n"                                                     \
     "    bundles: [{trustDomain: cluster.local, file: /etc/b.pem}]\n"
+
+#define CA_HEAD                                           \
+    "apiVersion: meshward.io/v1alpha1\n"                  \
+    "kind: SidecarConfig\n"                               \
+    "spec:\n"                                             \
+    "  workload: {namespace: foo, serviceAccount: web}\n" \
+    "  outbound: {port: 15001}\n"                         \
+    "  identity:\n"                                       \
+    "    mode: ca\n"
+#define CA_GOOD                                            \
+    CA_HEAD "    caURL: https://127.0.0.1:8443\n"          \
+            "    credentialFile: /var/run/secrets/token\n" \
+            "    credentialKind: k8s-sat\n"
+#define CA_BUNDLE "    bundles: [{trustDomain: cluster.local, file: /etc/b.pem}]\n"
+
+/* CA mode with every field. */
+static void test_ca_mode(void **state)
+{
+    static const char text[] =
+        CA_HEAD "    caURL: https://127.0.0.1:8443\n"
+                "    credentialFile: tok\n"
+                "    credentialKind: join-token\n"
+                "    imageDigest: sha256:"
+                "1111111111111111111111111111111111111111111111111111111111111111\n"
+                "    ttl: 30s\n"
+                "    rotation: {fraction: 0.25, jitter: 0}\n"
+                "    bundleRefresh: 5s\n"
+                "    bundles:\n"
+                "    - {trustDomain: cluster.local, file: b.pem}\n"
+                "    - {trustDomain: other.org, file: o.jwks}\n";
+    struct mw_sidecar_config *c = NULL;
+    mw_result r = mw_sidecar_config_parse(mw_slice_cstr(text), "sc.yaml", "/cfg", &c);
+    if (mw_failed(r))
+        fail_msg("%s", mw_error_msg());
+    assert_int_equal(c->id_mode, SC_ID_CA);
+    assert_string_equal(c->ca_url, "https://127.0.0.1:8443");
+    assert_string_equal(c->credential_file, "/cfg/tok");
+    assert_int_equal(c->credential_kind, MW_CA_CRED_JOIN);
+    assert_non_null(strstr(c->image_digest, "sha256:1111"));
+    assert_int_equal(c->svid_ttl, 30);
+    assert_true(c->rotation_fraction == 0.25);
+    assert_true(c->rotation_jitter == 0);
+    assert_true(c->bundle_refresh == 5);
+    assert_null(c->cert_file);
+    assert_int_equal(c->n_bundles, 2);
+    mw_sidecar_config_free(c);
+
+    /* The defaults: half the lifetime, 10 % jitter, bundle every 5 minutes, the CA's TTL. */
+    r = mw_sidecar_config_parse(mw_slice_cstr(CA_GOOD CA_BUNDLE), "sc.yaml", "/cfg", &c);
+    if (mw_failed(r))
+        fail_msg("%s", mw_error_msg());
+    assert_int_equal(c->credential_kind, MW_CA_CRED_K8S);
+    assert_true(c->rotation_fraction == 0.5);
+    assert_true(c->rotation_jitter == 0.1);
+    assert_true(c->bundle_refresh == 300);
+    assert_int_equal(c->svid_ttl, 0);
+    assert_null(c->image_digest);
+    mw_sidecar_config_free(c);
+}
 
 static const char good[] =
     HEAD "  inbound:\n"
@@ -117,11 +178,50 @@ static const struct bad_case bad_cases[] = {
      "loopback"},
     {"address a name", HEAD "  inbound: {port: 1, address: localhost}\n", "numeric"},
     {"nothing to listen on", HEAD, "nothing to listen on"},
-    {"ca mode reserved",
+    {"ca mode with a certificate",
+     CA_HEAD
+     "    caURL: https://127.0.0.1:8443\n    credentialFile: t\n    credentialKind: k8s-sat\n"
+     "    certificate: a\n" CA_BUNDLE,
+     "for identity mode static"},
+    {"ca mode without caURL",
+     CA_HEAD "    credentialFile: t\n    credentialKind: k8s-sat\n" CA_BUNDLE, "caURL"},
+    {"ca mode plain http",
+     CA_HEAD "    caURL: http://127.0.0.1:8443\n    credentialFile: t\n"
+             "    credentialKind: k8s-sat\n" CA_BUNDLE,
+     "https://"},
+    {"ca mode without credentialFile",
+     CA_HEAD "    caURL: https://127.0.0.1:1\n    credentialKind: k8s-sat\n" CA_BUNDLE,
+     "credentialFile"},
+    {"ca mode without credentialKind",
+     CA_HEAD "    caURL: https://127.0.0.1:1\n    credentialFile: t\n" CA_BUNDLE, "credentialKind"},
+    {"ca mode bad credentialKind",
+     CA_HEAD "    caURL: https://127.0.0.1:1\n    credentialFile: t\n    credentialKind: "
+             "password\n" CA_BUNDLE,
+     "join-token or k8s-sat"},
+    {"ca mode bad imageDigest", CA_GOOD "    imageDigest: sha256:abc\n" CA_BUNDLE, "imageDigest"},
+    {"ca mode ttl zero", CA_GOOD "    ttl: 0s\n" CA_BUNDLE, "ttl"},
+    {"ca mode ttl too long", CA_GOOD "    ttl: 31d\n" CA_BUNDLE, "ttl"},
+    {"ca mode fraction too big", CA_GOOD "    rotation: {fraction: 1.5}\n" CA_BUNDLE, "fraction"},
+    {"ca mode fraction not a number", CA_GOOD "    rotation: {fraction: half}\n" CA_BUNDLE,
+     "fraction"},
+    {"ca mode fraction negative", CA_GOOD "    rotation: {fraction: -0.5}\n" CA_BUNDLE, "fraction"},
+    {"ca mode jitter too big", CA_GOOD "    rotation: {jitter: 0.9}\n" CA_BUNDLE, "jitter"},
+    {"ca mode rotation unknown key", CA_GOOD "    rotation: {every: 1h}\n" CA_BUNDLE,
+     "unknown key"},
+    {"ca mode rotation not a map", CA_GOOD "    rotation: 0.5\n" CA_BUNDLE, "rotation"},
+    {"ca mode bad bundleRefresh", CA_GOOD "    bundleRefresh: never\n" CA_BUNDLE, "duration"},
+    {"ca mode no bundle for own td",
+     CA_GOOD "    bundles: [{trustDomain: other.org, file: /etc/b.pem}]\n", "pins the CA"},
+    {"static mode with caURL",
      "apiVersion: meshward.io/v1alpha1\nkind: SidecarConfig\nspec:\n"
      "  workload: {namespace: foo, serviceAccount: web}\n"
-     "  identity: {mode: ca, caURL: https://ca, certificate: a, key: b}\n",
-     "reserved"},
+     "  identity: {caURL: https://ca, certificate: a, key: b}\n",
+     "for identity mode ca"},
+    {"unknown identity mode",
+     "apiVersion: meshward.io/v1alpha1\nkind: SidecarConfig\nspec:\n"
+     "  workload: {namespace: foo, serviceAccount: web}\n"
+     "  identity: {mode: spire, bundles: [{trustDomain: cluster.local, file: x}]}\n",
+     "want static or ca"},
     {"no bundles",
      "apiVersion: meshward.io/v1alpha1\nkind: SidecarConfig\nspec:\n"
      "  workload: {namespace: foo, serviceAccount: web}\n"
@@ -251,9 +351,8 @@ static void test_addr(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_egress_file),
+        cmocka_unit_test(test_good),    cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_ca_mode), cmocka_unit_test(test_egress_file),
         cmocka_unit_test(test_addr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
