@@ -12,7 +12,7 @@ PACKAGES=(
   clang libclang-rt-14-dev clang-format
   softhsm2 libp11-kit-dev opensc
   curl libhttp-parser-dev
-  iptables iproute2 python3
+  iptables iproute2 python3 xxd jq sqlite3 procps util-linux
   ca-certificates
 )
 

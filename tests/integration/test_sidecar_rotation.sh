@@ -99,6 +99,12 @@ S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
 python3 app.py $APP &
 PIDS+=($!)
+# The backend must be listening before the first request goes through the sidecars.
+for _ in $(seq 1 100); do
+    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+        $APP 2>/dev/null && break
+    sleep 0.1
+done
 
 identity() { # TOKEN-FILE
     cat <<EOF
