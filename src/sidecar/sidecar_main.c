@@ -307,11 +307,85 @@ static void reload(struct mw_sidecar *sc)
     log_ports(sc);
 }
 
+/* ---------------------------------------------------------------- file watch */
+
+/*
+ * The configuration file and the policy files it names are watched (inotify
+ * through libev where the kernel has it, a stat poll every second
+ * otherwise). A change reloads after a short quiet period, so that an
+ * editor's write-then-rename, or a copy in several writes, is read once and
+ * whole. A file that is broken at that moment is refused like a broken
+ * SIGHUP reload; the next change tries again.
+ */
+enum { WATCH_MAX = 64 };
+#define WATCH_POLL   1.0
+#define WATCH_SETTLE 0.3
+
+static struct watch_set {
+    struct mw_sidecar *sc;
+    ev_stat st[WATCH_MAX];
+    char *paths[WATCH_MAX];
+    size_t n;
+    ev_timer settle;
+} watch;
+
+static void watch_changed_cb(struct ev_loop *loop, ev_stat *w, int revents)
+{
+    ev_timer_stop(loop, &watch.settle);
+    ev_timer_set(&watch.settle, WATCH_SETTLE, 0.);
+    ev_timer_start(loop, &watch.settle);
+}
+
+static void watch_add(const char *path)
+{
+    if (watch.n == WATCH_MAX) {
+        mw_log_warn("sidecar", "not watching %s: more than %d files", path, WATCH_MAX);
+        return;
+    }
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return;
+    watch.paths[watch.n] = copy;
+    ev_stat_init(&watch.st[watch.n], watch_changed_cb, copy, WATCH_POLL);
+    ev_stat_start(watch.sc->loop, &watch.st[watch.n]);
+    watch.n++;
+}
+
+static void watch_stop(void)
+{
+    for (size_t i = 0; i < watch.n; i++) {
+        ev_stat_stop(watch.sc->loop, &watch.st[i]);
+        free(watch.paths[i]);
+    }
+    watch.n = 0;
+}
+
+/* (Re)arm the watchers for the files the current configuration names. */
+static void watch_arm(void)
+{
+    watch_stop();
+    watch_add(watch.sc->cfg->path);
+    for (size_t i = 0; i < watch.sc->cfg->n_policy_files; i++)
+        watch_add(watch.sc->cfg->policy_files[i]);
+}
+
+static void reload_and_rearm(struct mw_sidecar *sc)
+{
+    reload(sc);
+    watch_arm();
+}
+
+static void watch_settled_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    mw_log_info("sidecar", "configuration or policy files changed: reloading");
+    reload_and_rearm(watch.sc);
+}
+
 /* ---------------------------------------------------------------- signals */
 
 static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    reload(w->data);
+    reload_and_rearm(w->data);
 }
 
 static void stop_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -385,7 +459,12 @@ mw_result mw_sidecar_run(const char *config_path)
         ev_signal_start(sc.loop, &hup);
         ev_signal_start(sc.loop, &term);
         ev_signal_start(sc.loop, &intr);
+        watch.sc = &sc;
+        ev_init(&watch.settle, watch_settled_cb);
+        watch_arm();
         ev_run(sc.loop, 0);
+        ev_timer_stop(sc.loop, &watch.settle);
+        watch_stop();
         ev_signal_stop(sc.loop, &hup);
         ev_signal_stop(sc.loop, &term);
         ev_signal_stop(sc.loop, &intr);

@@ -327,6 +327,33 @@ check "SIGHUP: open keep-alive connection survives, new policy applies on it" "[
 check "SIGHUP with a broken policy keeps serving the previous one" "echo 'kind: [' >>policy.yaml; kill -HUP $SPID; sleep 0.5; [ \$(code \"\${MTLS[@]}\" https://127.0.0.1:$S_HTTP/other) = 200 ] && grep -q 'reload refused' server.out"
 cp policy.orig.yaml policy.yaml
 
+# A change to a policy file reloads without a signal (file watch, then a short quiet period).
+# code_within SECONDS WANT URL: poll until the status is WANT (bounded).
+code_within() {
+    local k
+    for ((k = 0; k < $1 * 10; k++)); do
+        [ "$(code "${MTLS[@]}" "$3")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+check "the restored policy is picked up from the file alone" \
+    "code_within 5 200 https://127.0.0.1:$S_HTTP/hello"
+cat >>policy.yaml <<EOF
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-other, namespace: foo}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: DENY
+  rules:
+  - to: [{operation: {ports: ["8080"], paths: ["/other"]}}]
+EOF
+check "editing a policy file applies without SIGHUP" "code_within 5 403 https://127.0.0.1:$S_HTTP/other"
+cp policy.orig.yaml policy.yaml
+check "  ... and restoring it too" "code_within 5 200 https://127.0.0.1:$S_HTTP/other"
+
 check "sidecar still alive" "kill -0 $SPID"
 check "SIGTERM stops both sidecars cleanly (exit 0, no sanitizer report)" "kill -TERM $SPID ${PIDS[2]}; wait $SPID; r1=\$?; wait ${PIDS[2]}; r2=\$?; [ \$r1 = 0 ] && [ \$r2 = 0 ] && ! grep -q Sanitizer server.out client.out"
 echo "$pass passed, $fail failed"
