@@ -63,6 +63,26 @@ mw_result sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
     return r;
 }
 
+mw_result sc_identity_handshake_peer(const struct sc_identity *id, SSL *ssl,
+                                     struct mw_spiffe_id *peer)
+{
+    struct mw_dynbuf der;
+    mw_dynbuf_init(&der, 1 << 20);
+    mw_result r = mw_tls_peer_chain_der(ssl, &der);
+    if (mw_ok(r) && SSL_session_reused(ssl)) {
+        r = sc_identity_verify_peer(id, mw_dynbuf_slice(&der), peer);
+    } else if (mw_ok(r)) {
+        struct mw_x509svid *svid;
+        r = mw_x509svid_parse_der(mw_dynbuf_slice(&der), mw_slice_make(NULL, 0), &svid);
+        if (mw_ok(r)) {
+            *peer = *mw_x509svid_id(svid);
+            mw_x509svid_free(svid);
+        }
+    }
+    mw_dynbuf_free(&der);
+    return r;
+}
+
 bool sc_peer_check(mw_slice chain, void *arg)
 {
     struct mw_sidecar *sc = arg;
@@ -208,8 +228,7 @@ static mw_result identity_from_ca(const struct mw_sidecar_config *cfg, struct sc
 {
     MW_GUARD(load_bundles(cfg, id));
     /* The key lives in OpenSSL's secure heap where it can, and the process is not dumpable. */
-    if (!CRYPTO_secure_malloc_initialized())
-        (void)CRYPTO_secure_malloc_init(65536, 32);
+    mw_secmem_openssl_heap();
     if (mw_failed(mw_secmem_harden_process()))
         mw_log_warn("sidecar", "%s", mw_error_msg());
     struct sc_ca_job job;

@@ -119,15 +119,8 @@ static mw_result peer_identity(struct sc_conn *c)
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (sni != NULL)
         snprintf(c->sni, sizeof(c->sni), "%s", sni);
-    struct mw_dynbuf der;
-    mw_dynbuf_init(&der, 1 << 20);
-    mw_result r = mw_tls_peer_chain_der(ssl, &der);
     struct mw_spiffe_id id;
-    /* The peer check validated the chain during the handshake; this reads who it was. */
-    if (mw_ok(r))
-        r = sc_identity_verify_peer(c->sc->id, mw_dynbuf_slice(&der), &id);
-    mw_dynbuf_free(&der);
-    MW_GUARD(r);
+    MW_GUARD(sc_identity_handshake_peer(c->sc->id, ssl, &id));
     mw_spiffe_id_format(&id, c->peer_id, sizeof(c->peer_id));
     sc_principal(&id, c->principal, sizeof(c->principal));
     c->mtls = true;

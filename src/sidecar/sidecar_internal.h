@@ -168,6 +168,13 @@ void sc_identity_free(struct sc_identity *id);
 /* Validate a peer chain (concatenated DER, leaf first) against the bundle of its trust domain. */
 MW_RESULT sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
                                   struct mw_spiffe_id *peer);
+/*
+ * Who the peer of a finished handshake is. A full handshake already ran
+ * sc_peer_check on this very chain, so it is only read; a resumed session
+ * never did, so its chain is verified again, now, against today's bundles.
+ */
+MW_RESULT sc_identity_handshake_peer(const struct sc_identity *id, SSL *ssl,
+                                     struct mw_spiffe_id *peer);
 /* Server (client certificate required) and client TLS contexts for this identity. */
 MW_RESULT sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct mw_tls_ctx **server,
                           struct mw_tls_ctx **client);

@@ -279,13 +279,8 @@ static bool proxy_head(struct sc_conn *c)
 static bool check_server(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
-    struct mw_dynbuf der;
-    mw_dynbuf_init(&der, 1 << 20);
     struct mw_spiffe_id id;
-    mw_result r = mw_tls_peer_chain_der(c->u.ssl, &der);
-    if (mw_ok(r))
-        r = sc_identity_verify_peer(sc->id, mw_dynbuf_slice(&der), &id);
-    mw_dynbuf_free(&der);
+    mw_result r = sc_identity_handshake_peer(sc->id, c->u.ssl, &id);
     if (mw_ok(r))
         mw_spiffe_id_format(&id, c->peer_id, sizeof(c->peer_id));
     if (mw_failed(r) || strcmp(c->peer_id, c->expected_id) != 0) {

@@ -282,6 +282,33 @@ t1=$(ticks "$SPID")
 wait "$IDLE"
 check "idle connections (keep-alive, half-sent head) cost no CPU: $((t1 - t0)) ticks in 1 s" "[ $((t1 - t0)) -lt 10 ]"
 
+# A resumed TLS session carries no new chain through the peer check: the sidecar verifies the
+# session's peer again before it trusts the identity, so an allowed client is still allowed.
+cat >resume.py <<EOF
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.load_cert_chain("client.crt", "client.key")
+def get(session=None):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", $S_HTTP), timeout=5), session=session)
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    sess, reused = s.session, s.session_reused
+    s.close()
+    return data.split(b" ")[1].decode() if data else "closed", sess, reused
+code1, sess, _ = get()
+code2, _, reused = get(sess)
+print(code1, code2, "resumed" if reused else "full")
+EOF
+check "a resumed TLS 1.3 session is identified and authorized like a new one" \
+    "[ \"\$(python3 resume.py 2>&1)\" = '200 200 resumed' ]"
+
 # ---------------------------------------------------------------- reload
 cat >reload.py <<EOF
 import socket, ssl, sys, os, time, signal
