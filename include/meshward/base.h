@@ -253,6 +253,12 @@ void *mw_secmem_alloc(size_t n);
 void mw_secmem_free(void *p, size_t n);
 /* Wipe n bytes in a way the compiler may not elide. */
 void mw_wipe(void *p, size_t n);
+/*
+ * Turn on OpenSSL's secure heap (locked, excluded from dumps) so that the
+ * private scalars OpenSSL allocates with BN_secure_new land there. Best
+ * effort and idempotent; skipped in sanitizer builds, as mlock is.
+ */
+void mw_secmem_openssl_heap(void);
 /* Make the process non-dumpable and disable core files (daemons call this first). */
 MW_RESULT mw_secmem_harden_process(void);
 

@@ -50,6 +50,14 @@ void mw_secmem_free(void *p, size_t n)
 #endif
 }
 
+void mw_secmem_openssl_heap(void)
+{
+#ifndef MW_NO_MLOCK
+    if (!CRYPTO_secure_malloc_initialized())
+        (void)CRYPTO_secure_malloc_init(65536, 32);
+#endif
+}
+
 mw_result mw_secmem_harden_process(void)
 {
     /* No core files and no ptrace by other users' processes: keys stay in this process. */

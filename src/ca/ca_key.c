@@ -215,19 +215,6 @@ static void file_free(void *impl)
 
 static const struct mw_ca_key_ops file_ops = {"file", file_sign, file_free};
 
-/*
- * Private key numbers go to OpenSSL's secure heap (locked, wiped) when it is
- * set up: OpenSSL allocates EC private scalars with BN_secure_new. The
- * sanitizer builds skip it, as base does for mlock.
- */
-static void secure_heap(void)
-{
-#ifndef MW_NO_MLOCK
-    if (!CRYPTO_secure_malloc_initialized())
-        (void)CRYPTO_secure_malloc_init(65536, 32);
-#endif
-}
-
 static mw_result pub_of(EVP_PKEY *priv, EVP_PKEY **out)
 {
     uint8_t *der = NULL;
@@ -270,7 +257,7 @@ static mw_result wrap_file(EVP_PKEY *priv, struct mw_ca_key **out)
 mw_result mw_ca_key_load_file(const char *path, struct mw_ca_key **out)
 {
     MW_GUARD(mw_file_check_private(path));
-    secure_heap();
+    mw_secmem_openssl_heap();
     struct mw_dynbuf pem;
     mw_dynbuf_init_secure(&pem, KEY_FILE_MAX);
     if (mw_failed(mw_file_read(path, KEY_FILE_MAX, &pem))) {
@@ -297,7 +284,7 @@ mw_result mw_ca_key_load_file(const char *path, struct mw_ca_key **out)
 mw_result mw_ca_key_generate_file(enum mw_ca_key_type type, const char *path,
                                   struct mw_ca_key **out)
 {
-    secure_heap();
+    mw_secmem_openssl_heap();
     EVP_PKEY *priv = EVP_EC_gen(type == MW_CA_KEY_EC_P384 ? "P-384" : "P-256");
     MW_ENSURE(priv != NULL, MW_E_CRYPTO, "cannot generate a %s key", mw_ca_key_type_name(type));
     struct mw_dynbuf pem;
