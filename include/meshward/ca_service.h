@@ -60,6 +60,7 @@ MW_RESULT mw_ca_csr_check(mw_slice csr_der);
 
 struct mw_ca_service;
 struct mw_tlog;
+struct mw_http_server;
 struct ev_loop;
 
 struct mw_ca_service_config {
@@ -84,6 +85,11 @@ struct mw_ca_service_config {
 MW_RESULT mw_ca_service_new(struct ev_loop *loop, const struct mw_ca_service_config *cfg,
                             struct mw_ca_service **out);
 uint16_t mw_ca_service_port(const struct mw_ca_service *s);
+/*
+ * The service's HTTPS server, so that a host process (meshward control) can
+ * route more endpoints on the same listener and certificate.
+ */
+struct mw_http_server *mw_ca_service_http(struct mw_ca_service *s);
 /*
  * True once a log append has failed: every request of that batch got 503
  * and issuance stays refused (503) until the process is restarted.

@@ -717,6 +717,11 @@ uint16_t mw_ca_service_port(const struct mw_ca_service *s)
     return mw_http_server_port(s->srv);
 }
 
+struct mw_http_server *mw_ca_service_http(struct mw_ca_service *s)
+{
+    return s->srv;
+}
+
 bool mw_ca_service_failed(const struct mw_ca_service *s)
 {
     return s->failed;
