@@ -108,6 +108,15 @@ const struct mw_node *mw_node_get(const struct mw_node *map, const char *key);
 void mw_node_error(const struct mw_node *n, enum mw_err code, const char *fmt, ...) MW_PRINTF(3, 4);
 
 /*
+ * Append node n as one YAML document ("--- " + flow style + newline) that
+ * mw_yaml_load reads back as the same tree: kinds and scalar texts; plain
+ * scalars of the core schema (null, booleans, numbers) stay plain, other
+ * plain scalars may come back quoted (still strings); an empty plain scalar
+ * comes back as "null". NULL writes "--- null".
+ */
+MW_RESULT mw_node_emit_yaml(const struct mw_node *n, struct mw_dynbuf *out);
+
+/*
  * Parse JSON with jansson: duplicate keys rejected, input size bounded by
  * limits->max_bytes, nesting by limits->max_depth. The top level must be an
  * object or an array; "\u0000" in strings and integers outside int64 are
