@@ -26,11 +26,22 @@ struct mw_note_verifier;
 enum mw_ca_cred_kind {
     MW_CA_CRED_K8S = 1,  /* Kubernetes projected service-account token */
     MW_CA_CRED_JOIN = 2, /* single-use join token */
+    /*
+     * Renewal: the caller presented a currently valid X.509-SVID of the CA's
+     * trust domain as its TLS client certificate (POST /v1/svid/renew). Only
+     * the issuance record carries it; it is not a credential a request body
+     * can name.
+     */
+    MW_CA_CRED_SVID = 3,
 };
 
-/* "k8s-sat" or "join-token" ("?" for anything else). */
+/* "k8s-sat", "join-token" or "svid" ("?" for anything else). */
 const char *mw_ca_cred_kind_name(enum mw_ca_cred_kind kind);
-/* The inverse of mw_ca_cred_kind_name. */
+/*
+ * The credentials a request body or a configuration may name: "k8s-sat" or
+ * "join-token". "svid" is refused: a renewal is authenticated by the TLS
+ * connection, never by a name in the body.
+ */
 MW_RESULT mw_ca_cred_kind_parse(mw_slice name, enum mw_ca_cred_kind *out);
 
 /* "sha256:" + 64 lower-case hex (what the SVID provenance extension carries). */
@@ -249,7 +260,7 @@ struct mw_ca_authz_request {
 struct mw_ca_grant {
     struct mw_spiffe_id id;
     enum mw_ca_cred_kind kind;
-    char subject[512]; /* "system:serviceaccount:NS:SA" / "join:<handle>" */
+    char subject[512]; /* "system:serviceaccount:NS:SA" / "join:<handle>" / "svid:<serial>" */
     bool registered;
     char registration[254];
     bool has_provenance; /* the SVID carries the provenance extension */
@@ -267,6 +278,26 @@ struct mw_ca_grant {
  */
 MW_RESULT mw_ca_authorize(const struct mw_ca_authz *az, const struct mw_ca_authz_request *req,
                           struct mw_ca_grant *out);
+
+/* A renewal: the caller proved, over TLS, that it holds this SVID now. */
+struct mw_ca_renewal_request {
+    struct mw_spiffe_id id;   /* the SPIFFE ID of the presented, validated SVID */
+    const char *serial;       /* its serial, lower-case hex without leading zeros (1..40) */
+    const char *image_digest; /* the image its provenance extension names, or NULL */
+};
+
+/*
+ * Decide a renewal as mw_ca_authorize() decides a first issuance, minus the
+ * credential: the ID must be in the trust domain and must not be the CA
+ * service's own (spiffe://TD/meshward/ca); its registration must still
+ * select it (or allow_unregistered); and provenance is computed again from
+ * the store for the image the old SVID named, so that a revoked image loses
+ * it and a registration that requires provenance still refuses without it.
+ * The grant's kind is MW_CA_CRED_SVID and its subject "svid:<serial>": the
+ * issuance log links each renewal to the certificate it renewed.
+ */
+MW_RESULT mw_ca_authorize_renewal(const struct mw_ca_authz *az,
+                                  const struct mw_ca_renewal_request *req, struct mw_ca_grant *out);
 
 /* ---------------------------------------------------------------- issuance records */
 
@@ -320,6 +351,13 @@ MW_RESULT mw_ca_record_parse(mw_slice in, struct mw_ca_record *out);
  */
 MW_RESULT mw_ca_record_from_cert(mw_slice leaf_der, struct mw_ca_record *r,
                                  struct mw_dynbuf *storage);
+/*
+ * For a renewal record (cred_kind MW_CA_CRED_SVID): the serial of the
+ * certificate it renewed, the hex after "svid:" in cred_subject (lower-case,
+ * no leading zeros, 1..40 digits; the encoder and parser enforce it). out may
+ * be NULL to only check.
+ */
+MW_RESULT mw_ca_record_renewed_serial(const struct mw_ca_record *r, mw_slice *out);
 /* A JSON object for people and for findings' evidence (keys in a fixed order). */
 MW_RESULT mw_ca_record_to_json(const struct mw_ca_record *r, struct mw_dynbuf *out);
 

@@ -1,8 +1,10 @@
 /*
  * meshward ca_service: the mesh CA over HTTPS (`meshward ca serve`).
  *
- *   POST /v1/svid    a PKCS#10 CSR and a workload credential -> an X.509-SVID
- *   GET  /v1/bundle  the trust bundle (SPIFFE JWKS, or PEM with ?format=pem)
+ *   POST /v1/svid        a PKCS#10 CSR and a workload credential -> an X.509-SVID
+ *   POST /v1/svid/renew  a CSR, over TLS with the caller's current SVID as its
+ *                        client certificate -> a new SVID for the same ID
+ *   GET  /v1/bundle      the trust bundle (SPIFFE JWKS, or PEM with ?format=pem)
  *   GET  /healthz
  *
  * One libev loop does everything. Every issued certificate becomes a record
@@ -48,6 +50,15 @@ void mw_ca_svid_request_free(struct mw_ca_svid_request *r);
 MW_RESULT mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out);
 
 /*
+ * Parse a POST /v1/svid/renew body as strictly:
+ *   {"csr": "<PEM CERTIFICATE REQUEST>", "ttl": "1h"}    ttl optional
+ * Any other member is refused (the identity is the client certificate; a
+ * body cannot name one, a credential or an image). Fills csr_der and ttl of
+ * out; kind stays 0 and token empty.
+ */
+MW_RESULT mw_ca_svid_renew_request_parse(mw_slice body, struct mw_ca_svid_request *out);
+
+/*
  * The checks mw_ca_issue() makes of a CSR, without issuing: DER, one
  * request, its key of an allowed type (EC P-256/P-384, RSA 2048..8192) and
  * its signature verifying under that key (proof of possession). The service
@@ -61,6 +72,7 @@ MW_RESULT mw_ca_csr_check(mw_slice csr_der);
 struct mw_ca_service;
 struct mw_tlog;
 struct mw_http_server;
+struct mw_http_request;
 struct ev_loop;
 
 struct mw_ca_service_config {
@@ -90,6 +102,19 @@ uint16_t mw_ca_service_port(const struct mw_ca_service *s);
  * route more endpoints on the same listener and certificate.
  */
 struct mw_http_server *mw_ca_service_http(struct mw_ca_service *s);
+/*
+ * The SPIFFE ID of the X.509-SVID the caller presented as its TLS client
+ * certificate, for handlers routed on mw_ca_service_http(). The service's
+ * TLS context requests (does not require) a client certificate and fails the
+ * handshake of one that is not a valid SVID of the CA's trust domain under
+ * the CA's bundle; here the chain is validated again at the service's clock
+ * (a connection may outlive its certificate). Fails with MW_E_PERM when the
+ * request carries no client certificate, MW_E_EXPIRED when it has expired
+ * since, MW_E_VERIFY (or MW_E_INPUT) when it no longer validates (say, after
+ * a root rotation); answer 401 or 403. Call on the loop's thread.
+ */
+MW_RESULT mw_ca_service_peer_id(struct mw_ca_service *s, const struct mw_http_request *req,
+                                struct mw_spiffe_id *out);
 /*
  * True once a log append has failed: every request of that batch got 503
  * and issuance stays refused (503) until the process is restarted.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <meshward/ca_service.h>
 #include <meshward/conf.h>
 
 #include "ca/ca_auth_internal.h"
@@ -364,6 +365,78 @@ static mw_result provenance(const struct mw_ca_authz *az, const struct mw_ca_aut
     return MW_SUCCESS;
 }
 
+/*
+ * Clients know the CA service only by its SPIFFE ID (docs/ca.md, "How clients
+ * verify the service"): an SVID for it in a workload's hands would let that
+ * workload impersonate the CA to every sidecar. Never issue or renew it.
+ */
+static mw_result not_reserved(const struct mw_spiffe_id *id, const char *uri)
+{
+    MW_ENSURE(strcmp(id->path, MW_CA_SERVICE_PATH) != 0, MW_E_VERIFY,
+              "%s is the CA service's own identity; it is never issued to a workload", uri);
+    return MW_SUCCESS;
+}
+
+/* What both decisions share once the identity is known: registration, provenance, lifetime. */
+static mw_result entitle(const struct mw_ca_authz *az, const char *image_digest, const char *uri,
+                         struct mw_ca_grant *g)
+{
+    MW_GUARD(not_reserved(&g->id, uri));
+    const struct mw_ca_registration *reg = mw_ca_registrations_find(az->regs, &g->id);
+    MW_ENSURE(reg != NULL || az->allow_unregistered, MW_E_VERIFY,
+              "workload %s is not registered (no WorkloadRegistration selects it)", uri);
+    if (reg != NULL) {
+        g->registered = true;
+        snprintf(g->registration, sizeof(g->registration), "%s", reg->name);
+    }
+    struct mw_ca_authz_request preq = {.image_digest = image_digest};
+    MW_GUARD(provenance(az, &preq, reg, uri, g));
+    int64_t ca_max = az->max_ttl_s > 0 ? az->max_ttl_s : 3600;
+    g->max_ttl_s =
+        reg != NULL && reg->max_ttl_s > 0 && reg->max_ttl_s < ca_max ? reg->max_ttl_s : ca_max;
+    return MW_SUCCESS;
+}
+
+static bool is_serial_hex(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > 40 || (n > 1 && s[0] == '0'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+mw_result mw_ca_authorize_renewal(const struct mw_ca_authz *az,
+                                  const struct mw_ca_renewal_request *req, struct mw_ca_grant *out)
+{
+    MW_ENSURE(az->store != NULL && az->trust_domain != NULL, MW_E_STATE,
+              "authorization needs a store and a trust domain");
+    MW_ENSURE(is_serial_hex(req->serial), MW_E_INPUT,
+              "renewal: the presented certificate's serial is not 1..20 bytes of lower-case hex");
+    struct mw_ca_grant g;
+    memset(&g, 0, sizeof(g));
+    g.id = req->id;
+    g.kind = MW_CA_CRED_SVID;
+    snprintf(g.subject, sizeof(g.subject), "svid:%s", req->serial);
+    char uri[MW_SPIFFE_ID_MAX + 16];
+    MW_ENSURE(mw_spiffe_id_format(&g.id, uri, sizeof(uri)), MW_E_LIMIT, "SPIFFE ID too long");
+    MW_ENSURE(strcmp(g.id.td, az->trust_domain) == 0, MW_E_VERIFY,
+              "the presented SVID is for %s, outside this CA's trust domain %s", uri,
+              az->trust_domain);
+    MW_ENSURE(g.id.path[0] != '\0', MW_E_VERIFY, "the presented SVID names no workload");
+    if (mw_failed(entitle(az, req->image_digest, uri, &g))) {
+        if (req->image_digest == NULL)
+            mw_error_prefix("renewal (the presented SVID carries no provenance): ");
+        else
+            mw_error_prefix("renewal: ");
+        return MW_FAILURE;
+    }
+    *out = g;
+    return MW_SUCCESS;
+}
+
 mw_result mw_ca_authorize(const struct mw_ca_authz *az, const struct mw_ca_authz_request *req,
                           struct mw_ca_grant *out)
 {
@@ -379,18 +452,7 @@ mw_result mw_ca_authorize(const struct mw_ca_authz *az, const struct mw_ca_authz
     /* A join token made for another trust domain is not ours to honour. */
     MW_ENSURE(strcmp(g.id.td, az->trust_domain) == 0, MW_E_VERIFY,
               "credential is for %s, outside this CA's trust domain %s", uri, az->trust_domain);
-
-    const struct mw_ca_registration *reg = mw_ca_registrations_find(az->regs, &g.id);
-    MW_ENSURE(reg != NULL || az->allow_unregistered, MW_E_VERIFY,
-              "workload %s is not registered (no WorkloadRegistration selects it)", uri);
-    if (reg != NULL) {
-        g.registered = true;
-        snprintf(g.registration, sizeof(g.registration), "%s", reg->name);
-    }
-    MW_GUARD(provenance(az, req, reg, uri, &g));
-    int64_t ca_max = az->max_ttl_s > 0 ? az->max_ttl_s : 3600;
-    g.max_ttl_s =
-        reg != NULL && reg->max_ttl_s > 0 && reg->max_ttl_s < ca_max ? reg->max_ttl_s : ca_max;
+    MW_GUARD(entitle(az, req->image_digest, uri, &g));
     /* Spend the join token last, so that a refusal above leaves it usable. */
     if (req->kind == MW_CA_CRED_JOIN &&
         mw_failed(mw_ca_join_redeem(az->store, req->credential, az->clock, &join))) {

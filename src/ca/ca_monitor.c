@@ -8,6 +8,7 @@
  * (findings are dropped when it fails).
  */
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,6 +265,23 @@ struct audit {
         uint64_t index;
     } * seen;
     size_t n_seen, cap_seen;
+    /* for the renewal rules: every certificate, and every renewal's parent */
+    struct cert {
+        uint8_t serial[20];
+        uint8_t serial_n;
+        uint8_t id_hash[16]; /* SHA-256 of the SPIFFE ID, truncated */
+        int64_t not_before, not_after;
+        uint64_t index;
+    } * certs;
+    size_t n_certs, cap_certs;
+    struct renewal {
+        uint8_t parent[20];
+        uint8_t parent_n;
+        uint8_t id_hash[16];
+        int64_t issued_at;
+        uint64_t index;
+    } * renewals;
+    size_t n_renewals, cap_renewals;
 };
 
 static mw_result finding(struct audit *a, const char *id, const char *severity, mw_slice resource,
@@ -338,6 +356,165 @@ static mw_result remember(struct audit *a, mw_slice id, int64_t t, uint64_t inde
     return MW_SUCCESS;
 }
 
+static mw_result grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return MW_SUCCESS;
+    size_t c = *cap == 0 ? 256 : *cap * 2;
+    void *p = realloc(*arr, c * size);
+    MW_ENSURE(p != NULL, MW_E_NOMEM, "out of memory");
+    *arr = p;
+    *cap = c;
+    return MW_SUCCESS;
+}
+
+static mw_result id_hash(mw_slice id, uint8_t out[16])
+{
+    uint8_t h[32];
+    unsigned int hl = 0;
+    MW_ENSURE(EVP_Digest(id.p, id.n, h, &hl, EVP_sha256(), NULL) == 1, MW_E_CRYPTO, "SHA-256");
+    memcpy(out, h, 16);
+    return MW_SUCCESS;
+}
+
+/* Hex digits (no leading zeros, as records spell them) to the serial's bytes. */
+static void serial_from_hex(mw_slice hex, uint8_t out[20], uint8_t *n)
+{
+    size_t bytes = (hex.n + 1) / 2;
+    memset(out, 0, 20);
+    for (size_t i = 0; i < hex.n; i++) {
+        uint8_t c = hex.p[hex.n - 1 - i];
+        uint8_t v = (uint8_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+        out[bytes - 1 - i / 2] |= (uint8_t)(i % 2 ? v << 4 : v);
+    }
+    *n = (uint8_t)bytes;
+}
+
+/* What the renewal rules need of a record, kept until the whole log has been read. */
+static mw_result remember_cert(struct audit *a, const struct mw_ca_record *r, uint64_t index)
+{
+    MW_GUARD(grow((void **)&a->certs, &a->cap_certs, a->n_certs, sizeof(*a->certs)));
+    struct cert *c = &a->certs[a->n_certs];
+    memset(c, 0, sizeof(*c));
+    memcpy(c->serial, r->serial.p, r->serial.n);
+    c->serial_n = (uint8_t)r->serial.n;
+    MW_GUARD(id_hash(r->spiffe_id, c->id_hash));
+    c->not_before = r->not_before;
+    c->not_after = r->not_after;
+    c->index = index;
+    a->n_certs++;
+    if (r->cred_kind != MW_CA_CRED_SVID)
+        return MW_SUCCESS;
+    mw_slice hex;
+    MW_GUARD(mw_ca_record_renewed_serial(r, &hex));
+    MW_GUARD(grow((void **)&a->renewals, &a->cap_renewals, a->n_renewals, sizeof(*a->renewals)));
+    struct renewal *w = &a->renewals[a->n_renewals++];
+    memset(w, 0, sizeof(*w));
+    serial_from_hex(hex, w->parent, &w->parent_n);
+    memcpy(w->id_hash, c->id_hash, 16);
+    w->issued_at = r->issued_at;
+    w->index = index;
+    return MW_SUCCESS;
+}
+
+static int cmp_serial(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    if (an != bn)
+        return an < bn ? -1 : 1;
+    return memcmp(a, b, an);
+}
+
+static int cert_cmp(const void *x, const void *y)
+{
+    const struct cert *a = x, *b = y;
+    int c = cmp_serial(a->serial, a->serial_n, b->serial, b->serial_n);
+    if (c != 0)
+        return c;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static int renewal_cmp(const void *x, const void *y)
+{
+    const struct renewal *a = x, *b = y;
+    int c = cmp_serial(a->parent, a->parent_n, b->parent, b->parent_n);
+    if (c != 0)
+        return c;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/*
+ * Renewal chains. A renewal (credential "svid:<serial>") is issued only to a
+ * caller holding that certificate, valid at that moment, for the same ID, so
+ * its parent must be an earlier record of the log with the same SPIFFE ID
+ * whose validity covers the renewal's issued-at. Anything else means a
+ * certificate the log does not know was accepted as a credential (a key used
+ * outside the service, or a log that lost entries): ca-renewal-unknown-parent.
+ * A sidecar renews each SVID once, so two renewals of one parent mean two
+ * holders of one key, the signature of a stolen SVID renewed by the thief
+ * and the owner alike: ca-renewal-fork (medium: a client that timed out and
+ * retried also forks).
+ */
+static mw_result renewal_rules(struct audit *a)
+{
+    if (a->n_renewals == 0)
+        return MW_SUCCESS;
+    qsort(a->certs, a->n_certs, sizeof(*a->certs), cert_cmp);
+    qsort(a->renewals, a->n_renewals, sizeof(*a->renewals), renewal_cmp);
+    for (size_t i = 0; i < a->n_renewals; i++) {
+        const struct renewal *w = &a->renewals[i];
+        char hex[41];
+        struct mw_dynbuf hb;
+        mw_dynbuf_init(&hb, 64);
+        MW_GUARD(mw_hex_encode(mw_slice_make(w->parent, w->parent_n), &hb));
+        const char *h = mw_dynbuf_cstr(&hb);
+        while (h[0] == '0' && h[1] != '\0')
+            h++;
+        snprintf(hex, sizeof(hex), "%s", h);
+        mw_dynbuf_free(&hb);
+        char res[96];
+        int rn = snprintf(res, sizeof(res), "serial %s", hex);
+        mw_slice resource = mw_slice_make(res, (size_t)rn);
+        if (i > 0 && cmp_serial(a->renewals[i - 1].parent, a->renewals[i - 1].parent_n, w->parent,
+                                w->parent_n) == 0) {
+            /* One finding per parent: at its second renewal. */
+            if (i < 2 || cmp_serial(a->renewals[i - 2].parent, a->renewals[i - 2].parent_n,
+                                    w->parent, w->parent_n) != 0)
+                MW_GUARD(finding(a, "ca-renewal-fork", "medium", resource, w->index, NULL,
+                                 "certificate serial %s was renewed more than once (log entries "
+                                 "%" PRIu64 " and %" PRIu64 "): two holders of one SVID, or a "
+                                 "client that retried",
+                                 hex, a->renewals[i - 1].index, w->index));
+        }
+        /* The parent: the first record with that serial. */
+        size_t lo = 0, hi = a->n_certs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (cmp_serial(a->certs[mid].serial, a->certs[mid].serial_n, w->parent, w->parent_n) <
+                0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const struct cert *c =
+            lo < a->n_certs && cmp_serial(a->certs[lo].serial, a->certs[lo].serial_n, w->parent,
+                                          w->parent_n) == 0
+                ? &a->certs[lo]
+                : NULL;
+        const char *why = NULL;
+        if (c == NULL || c->index >= w->index)
+            why = "is not an earlier record of this log";
+        else if (memcmp(c->id_hash, w->id_hash, 16) != 0)
+            why = "was issued to another SPIFFE ID";
+        else if (w->issued_at < c->not_before || w->issued_at > c->not_after)
+            why = "was not valid when the renewal was issued";
+        if (why != NULL)
+            MW_GUARD(finding(a, "ca-renewal-unknown-parent", "high", resource, w->index, NULL,
+                             "log entry %" PRIu64 " renews certificate serial %s, which %s",
+                             w->index, hex, why));
+    }
+    return MW_SUCCESS;
+}
+
 static mw_result rules(struct audit *a, uint64_t index, mw_slice entry)
 {
     const struct mw_ca_monitor_policy *p = a->p;
@@ -372,7 +549,14 @@ static mw_result rules(struct audit *a, uint64_t index, mw_slice entry)
         res = finding(a, "ca-unregistered-identity", "high", r.spiffe_id, index, rec,
                       "certificate issued at %s to %s, which no WorkloadRegistration selects", when,
                       idtxt);
-    if (mw_ok(res) && p->n_windows > 0 && !in_window(p, r.issued_at))
+    /*
+     * A renewal by SVID is the automatic continuation of an identity that
+     * already holds a valid certificate: sidecars renew around the clock.
+     * Change windows govern new issuance; renewals are watched by the
+     * renewal-chain rules instead.
+     */
+    if (mw_ok(res) && p->n_windows > 0 && r.cred_kind != MW_CA_CRED_SVID &&
+        !in_window(p, r.issued_at))
         res = finding(a, "ca-outside-change-window", "medium", r.spiffe_id, index, rec,
                       "certificate for %s issued at %s, outside every change window of policy %s",
                       idtxt, when, p->name);
@@ -404,6 +588,8 @@ static mw_result rules(struct audit *a, uint64_t index, mw_slice entry)
                           p->retired[i]);
     if (mw_ok(res) && p->burst_max > 0)
         res = remember(a, r.spiffe_id, r.issued_at, index);
+    if (mw_ok(res))
+        res = remember_cert(a, &r, index);
     mw_dynbuf_free(&js);
     return res;
 }
@@ -487,9 +673,13 @@ mw_result mw_ca_audit_dir(const char *dir, struct mw_note_verifier *v,
         mw_error_prefix("%s: ", dir);
     if (mw_ok(r))
         r = burst_rule(&a);
+    if (mw_ok(r))
+        r = renewal_rules(&a);
     for (size_t i = 0; i < a.n_seen; i++)
         free(a.seen[i].id);
     free(a.seen);
+    free(a.certs);
+    free(a.renewals);
     if (mw_failed(r)) {
         out->n = start;
         if (out->p != NULL)

@@ -34,6 +34,23 @@ static mw_result check_text(mw_slice s, size_t max, const char *what)
     return MW_SUCCESS;
 }
 
+mw_result mw_ca_record_renewed_serial(const struct mw_ca_record *r, mw_slice *out)
+{
+    MW_ENSURE(r->cred_kind == MW_CA_CRED_SVID, MW_E_INPUT, "record is not a renewal");
+    mw_slice pre = mw_slice_cstr("svid:");
+    MW_ENSURE(mw_slice_has_prefix(r->cred_subject, pre), MW_E_INPUT,
+              "renewal record subject must be svid:<serial>");
+    mw_slice hex = mw_slice_sub(r->cred_subject, pre.n, r->cred_subject.n - pre.n);
+    MW_ENSURE(hex.n >= 1 && hex.n <= 40 && (hex.n == 1 || hex.p[0] != '0'), MW_E_INPUT,
+              "renewal record serial must be 1..40 hex digits without leading zeros");
+    for (size_t i = 0; i < hex.n; i++)
+        MW_ENSURE((hex.p[i] >= '0' && hex.p[i] <= '9') || (hex.p[i] >= 'a' && hex.p[i] <= 'f'),
+                  MW_E_INPUT, "renewal record serial must be lower-case hex");
+    if (out != NULL)
+        *out = hex;
+    return MW_SUCCESS;
+}
+
 /* Every rule a record must keep, for the encoder and the parser alike. */
 static mw_result check(const struct mw_ca_record *r)
 {
@@ -49,9 +66,16 @@ static mw_result check(const struct mw_ca_record *r)
     MW_ENSURE(r->issued_at >= 0 && r->not_before >= 0 && r->not_after >= 0, MW_E_INPUT,
               "record times must not be before 1970");
     MW_ENSURE(r->not_before <= r->not_after, MW_E_INPUT, "record not-before is after not-after");
-    MW_ENSURE(r->cred_kind == MW_CA_CRED_K8S || r->cred_kind == MW_CA_CRED_JOIN, MW_E_INPUT,
-              "record credential kind %d is unknown", (int)r->cred_kind);
+    MW_ENSURE(r->cred_kind == MW_CA_CRED_K8S || r->cred_kind == MW_CA_CRED_JOIN ||
+                  r->cred_kind == MW_CA_CRED_SVID,
+              MW_E_INPUT, "record credential kind %d is unknown", (int)r->cred_kind);
     MW_GUARD(check_text(r->cred_subject, 511, "credential subject"));
+    /*
+     * A renewal names the certificate it renewed, one spelling only, so that
+     * the monitor can follow renewal chains by serial (docs/ca-auth.md).
+     */
+    if (r->cred_kind == MW_CA_CRED_SVID)
+        MW_GUARD(mw_ca_record_renewed_serial(r, NULL));
     if (r->has_provenance) {
         MW_GUARD(mw_ca_digest_check(r->image_digest, "record image digest"));
         MW_GUARD(mw_ca_digest_check(r->attestation_digest, "record attestation digest"));

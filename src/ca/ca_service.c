@@ -13,6 +13,7 @@
  */
 #include <ev.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -23,6 +24,7 @@
 #include <meshward/ca_service.h>
 #include <meshward/conf.h>
 #include <meshward/net.h>
+#include <meshward/spiffe.h>
 #include <meshward/tlog.h>
 
 #include "base/mw_ossl.h"
@@ -201,6 +203,59 @@ mw_result mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out
     return r;
 }
 
+/*
+ * POST /v1/svid/renew: {"csr": PEM, "ttl": optional}. Nothing else: the
+ * identity, and with it the credential, is the client certificate.
+ */
+static mw_result parse_renew_members(json_t *doc, struct mw_ca_svid_request *out)
+{
+    MW_ENSURE(json_is_object(doc), MW_E_INPUT, "request body must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        MW_ENSURE(strcmp(key, "csr") == 0 || strcmp(key, "ttl") == 0, MW_E_INPUT,
+                  "unknown member \"%.64s\" (a renewal takes csr and ttl; the identity is the "
+                  "client certificate)",
+                  key);
+    }
+    bool have_csr = false;
+    json_object_foreach(doc, key, v)
+    {
+        mw_slice sl;
+        if (strcmp(key, "csr") == 0) {
+            MW_GUARD(string_member(v, "csr", &sl));
+            MW_GUARD(csr_from_pem(sl, &out->csr_der));
+            have_csr = true;
+        } else {
+            MW_GUARD(string_member(v, "ttl", &sl));
+            uint64_t n;
+            MW_GUARD(mw_parse_duration(sl, TTL_MAX, "ttl", &n));
+            MW_ENSURE(n > 0, MW_E_INPUT, "ttl must be more than 0 seconds");
+            out->ttl = (int64_t)n;
+        }
+    }
+    MW_ENSURE(have_csr, MW_E_INPUT, "csr is missing");
+    return MW_SUCCESS;
+}
+
+mw_result mw_ca_svid_renew_request_parse(mw_slice body, struct mw_ca_svid_request *out)
+{
+    MW_ENSURE(body.n <= MW_CA_SVID_REQUEST_MAX, MW_E_LIMIT,
+              "request body is %zu bytes, more than %d", body.n, MW_CA_SVID_REQUEST_MAX);
+    MW_ENSURE(body.n > 0, MW_E_INPUT, "request body is empty (want a JSON object)");
+    struct mw_conf_limits lim = {.max_bytes = MW_CA_SVID_REQUEST_MAX, .max_depth = 4};
+    json_t *doc = NULL;
+    if (mw_failed(mw_json_load(body, "request body", &lim, &doc))) {
+        enum mw_err code = mw_error_code();
+        MW_BAIL(code == MW_E_LIMIT ? MW_E_LIMIT : MW_E_INPUT,
+                "request body is not valid JSON (or has a duplicate member or is too deep)");
+    }
+    mw_result r = parse_renew_members(doc, out);
+    json_decref(doc);
+    return r;
+}
+
 /* ---------------------------------------------------------------- the service */
 
 /* One issued SVID waiting for its batch to be durable. */
@@ -230,6 +285,13 @@ struct mw_ca_service {
     bool stopping;
     struct mw_ca_service_stats stats;
     mw_slice *entries; /* max_batch slices, reused */
+    /*
+     * Client SVIDs are validated against the CA's own trust bundle, rebuilt
+     * whenever the bundle's PEM changes (a root rotation); intermediates come
+     * from the client, so SVIDs of every live intermediate validate.
+     */
+    struct mw_bundle *peer_bundle;
+    struct mw_dynbuf peer_bundle_pem;
 };
 
 static void pending_free(struct pending *p)
@@ -334,33 +396,98 @@ static mw_result enqueue(struct mw_ca_service *s, struct pending *p)
     return MW_SUCCESS;
 }
 
-static void h_svid(const struct mw_http_request *req, struct mw_http_response *resp, void *arg)
+/* Refusals every issuing endpoint shares: a failed log, a stop, an oversized body. */
+static bool issuing_refused(struct mw_ca_service *s, const struct mw_http_request *req,
+                            struct mw_http_response *resp, const char *peer)
 {
-    struct mw_ca_service *s = arg;
-    const char *peer = req->peer_addr != NULL ? req->peer_addr : "?";
     if (s->failed) {
         refuse(s, resp, 503, peer,
                "the issuance log failed; this CA issues nothing until it is restarted");
-        return;
+        return true;
     }
     if (s->stopping) {
         refuse(s, resp, 503, peer, "the CA is shutting down");
-        return;
+        return true;
     }
     if (req->body.n > MW_CA_SVID_REQUEST_MAX) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body is %zu bytes, more than %d", req->body.n,
                  MW_CA_SVID_REQUEST_MAX);
         refuse(s, resp, 413, peer, msg);
-        return;
+        return true;
     }
-    struct mw_ca_svid_request rq;
-    mw_ca_svid_request_init(&rq);
+    return false;
+}
+
+/*
+ * Sign for an authorized grant, encode its record and queue it for the next
+ * log append; the response is deferred until that append is durable. The
+ * same path for first issuance and renewal, so every SVID is in the log.
+ */
+static void issue_and_queue(struct mw_ca_service *s, struct mw_http_response *resp,
+                            const char *peer, mw_slice csr_der, int64_t ttl_asked,
+                            const struct mw_ca_grant *g)
+{
+    char spiffe_id[MW_SPIFFE_ID_MAX + 1];
     struct mw_ca_svid svid;
     mw_ca_svid_init(&svid);
     struct pending *p = NULL;
-    char spiffe_id[MW_SPIFFE_ID_MAX + 1];
+    if (!mw_spiffe_id_format(&g->id, spiffe_id, sizeof(spiffe_id))) {
+        refuse(s, resp, 500, peer, "SPIFFE ID does not fit");
+        goto out;
+    }
+    int64_t ttl = ttl_asked > 0 ? ttl_asked : mw_ca_default_ttl(s->ca);
+    if (g->max_ttl_s > 0 && ttl > g->max_ttl_s)
+        ttl = g->max_ttl_s;
+    if (ttl > mw_ca_max_ttl(s->ca))
+        ttl = mw_ca_max_ttl(s->ca);
+    struct mw_ca_provenance prov;
+    if (g->has_provenance && mw_failed(mw_ca_provenance_set(&prov, g->provenance.image_digest,
+                                                            g->provenance.attestation_digest,
+                                                            g->provenance.builder_id))) {
+        refuse(s, resp, 500, peer, mw_error_msg());
+        goto out;
+    }
+    int64_t now = mw_clock_now(s->clock);
+    if (mw_failed(mw_ca_issue(s->ca, csr_der, spiffe_id, ttl, g->has_provenance ? &prov : NULL,
+                              s->clock, &svid))) {
+        enum mw_err code = mw_error_code();
+        bool client = code == MW_E_INPUT || code == MW_E_VERIFY || code == MW_E_UNSUPPORTED ||
+                      code == MW_E_LIMIT;
+        if (!client)
+            mw_log_error(LOG_COMP, "issue for %s: %s", spiffe_id, mw_error_msg());
+        refuse(s, resp, client ? 400 : 500, peer, client ? mw_error_msg() : "the CA cannot issue");
+        goto out;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        refuse(s, resp, 500, peer, "out of memory");
+        goto out;
+    }
+    mw_dynbuf_init(&p->record, MW_CA_RECORD_MAX);
+    mw_dynbuf_init(&p->body, 1 << 20);
+    if (mw_failed(build_record(s, &svid, g, spiffe_id, now, &p->record)) ||
+        mw_failed(build_body(&svid, spiffe_id, &p->body)) || mw_failed(enqueue(s, p))) {
+        mw_log_error(LOG_COMP, "record for %s: %s", spiffe_id, mw_error_msg());
+        refuse(s, resp, 500, peer, "cannot record the issuance");
+        pending_free(p);
+        goto out;
+    }
+    p->resp = mw_http_response_defer(resp);
+    mw_log_debug(LOG_COMP, "issued %s serial %s (%s), awaiting the log", spiffe_id, svid.serial,
+                 g->subject);
+out:
+    mw_ca_svid_free(&svid);
+}
 
+static void h_svid(const struct mw_http_request *req, struct mw_http_response *resp, void *arg)
+{
+    struct mw_ca_service *s = arg;
+    const char *peer = req->peer_addr != NULL ? req->peer_addr : "?";
+    if (issuing_refused(s, req, resp, peer))
+        return;
+    struct mw_ca_svid_request rq;
+    mw_ca_svid_request_init(&rq);
     if (mw_failed(mw_ca_svid_request_parse(req->body, &rq))) {
         refuse(s, resp, mw_error_code() == MW_E_LIMIT ? 413 : 400, peer, mw_error_msg());
         goto out;
@@ -383,53 +510,242 @@ static void h_svid(const struct mw_http_request *req, struct mw_http_response *r
             mw_log_error(LOG_COMP, "authorize: %s", mw_error_msg());
         goto out;
     }
-    if (!mw_spiffe_id_format(&g.id, spiffe_id, sizeof(spiffe_id))) {
-        refuse(s, resp, 500, peer, "SPIFFE ID does not fit");
-        goto out;
-    }
-    int64_t ttl = rq.ttl > 0 ? rq.ttl : mw_ca_default_ttl(s->ca);
-    if (g.max_ttl_s > 0 && ttl > g.max_ttl_s)
-        ttl = g.max_ttl_s;
-    if (ttl > mw_ca_max_ttl(s->ca))
-        ttl = mw_ca_max_ttl(s->ca);
-    struct mw_ca_provenance prov;
-    if (g.has_provenance &&
-        mw_failed(mw_ca_provenance_set(&prov, g.provenance.image_digest,
-                                       g.provenance.attestation_digest, g.provenance.builder_id))) {
-        refuse(s, resp, 500, peer, mw_error_msg());
-        goto out;
-    }
-    int64_t now = mw_clock_now(s->clock);
-    if (mw_failed(mw_ca_issue(s->ca, mw_dynbuf_slice(&rq.csr_der), spiffe_id, ttl,
-                              g.has_provenance ? &prov : NULL, s->clock, &svid))) {
-        enum mw_err code = mw_error_code();
-        bool client = code == MW_E_INPUT || code == MW_E_VERIFY || code == MW_E_UNSUPPORTED ||
-                      code == MW_E_LIMIT;
-        if (!client)
-            mw_log_error(LOG_COMP, "issue for %s: %s", spiffe_id, mw_error_msg());
-        refuse(s, resp, client ? 400 : 500, peer, client ? mw_error_msg() : "the CA cannot issue");
-        goto out;
-    }
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        refuse(s, resp, 500, peer, "out of memory");
-        goto out;
-    }
-    mw_dynbuf_init(&p->record, MW_CA_RECORD_MAX);
-    mw_dynbuf_init(&p->body, 1 << 20);
-    if (mw_failed(build_record(s, &svid, &g, spiffe_id, now, &p->record)) ||
-        mw_failed(build_body(&svid, spiffe_id, &p->body)) || mw_failed(enqueue(s, p))) {
-        mw_log_error(LOG_COMP, "record for %s: %s", spiffe_id, mw_error_msg());
-        refuse(s, resp, 500, peer, "cannot record the issuance");
-        pending_free(p);
-        goto out;
-    }
-    p->resp = mw_http_response_defer(resp);
-    mw_log_debug(LOG_COMP, "issued %s serial %s (%s), awaiting the log", spiffe_id, svid.serial,
-                 g.subject);
-    p = NULL;
+    issue_and_queue(s, resp, peer, mw_dynbuf_slice(&rq.csr_der), rq.ttl, &g);
 out:
-    mw_ca_svid_free(&svid);
+    mw_ca_svid_request_free(&rq);
+}
+
+/* ---------------------------------------------------------------- client SVIDs */
+
+/* The CA's bundle as a struct mw_bundle, parsed again only when its PEM changed. */
+static mw_result peer_bundle(struct mw_ca_service *s, const struct mw_bundle **out)
+{
+    struct mw_dynbuf pem;
+    mw_dynbuf_init(&pem, 1 << 20);
+    mw_result r = mw_ca_bundle_pem(s->ca, &pem);
+    if (mw_ok(r) && (s->peer_bundle == NULL ||
+                     !mw_slice_eq(mw_dynbuf_slice(&pem), mw_dynbuf_slice(&s->peer_bundle_pem)))) {
+        struct mw_bundle *b = NULL;
+        r = mw_bundle_parse(mw_dynbuf_slice(&pem), MW_BUNDLE_FMT_PEM, mw_ca_trust_domain(s->ca), &b,
+                            NULL);
+        if (mw_ok(r)) {
+            mw_dynbuf_reset(&s->peer_bundle_pem);
+            r = mw_dynbuf_add_slice(&s->peer_bundle_pem, mw_dynbuf_slice(&pem));
+        }
+        if (mw_ok(r)) {
+            mw_bundle_free(s->peer_bundle);
+            s->peer_bundle = b;
+        } else {
+            mw_bundle_free(b);
+            mw_dynbuf_reset(&s->peer_bundle_pem);
+        }
+    }
+    mw_dynbuf_free(&pem);
+    MW_GUARD(r);
+    *out = s->peer_bundle;
+    return MW_SUCCESS;
+}
+
+/*
+ * A client chain (DER, leaf first) is an X.509-SVID (X509-SVID §5.1) that
+ * chains to this CA's bundle at the service's clock and names an ID in this
+ * CA's trust domain. The intermediate comes from the client.
+ */
+static mw_result validate_client(struct mw_ca_service *s, mw_slice chain, struct mw_x509svid **out)
+{
+    const struct mw_bundle *b;
+    MW_GUARD(peer_bundle(s, &b));
+    struct mw_x509svid *svid = NULL;
+    MW_GUARD(mw_x509svid_parse_der(chain, mw_slice_make(NULL, 0), &svid));
+    mw_result r = mw_x509svid_verify(svid, b, s->clock);
+    if (mw_ok(r) && strcmp(mw_x509svid_id(svid)->td, mw_ca_trust_domain(s->ca)) != 0) {
+        mw_error_set(MW_E_VERIFY, "client SVID is for trust domain %.255s, not %s",
+                     mw_x509svid_id(svid)->td, mw_ca_trust_domain(s->ca));
+        r = MW_FAILURE;
+    }
+    if (mw_failed(r)) {
+        mw_x509svid_free(svid);
+        return MW_FAILURE;
+    }
+    *out = svid;
+    return MW_SUCCESS;
+}
+
+/*
+ * The TLS peer check: runs in the handshake, only when the client sent a
+ * certificate (the context requests one, it does not require one). A
+ * certificate that is not a valid SVID of this trust domain fails the
+ * handshake, so a request's peer_chain is either empty or validated.
+ */
+static bool check_client(mw_slice chain, void *arg)
+{
+    struct mw_ca_service *s = arg;
+    struct mw_x509svid *svid = NULL;
+    if (mw_failed(validate_client(s, chain, &svid))) {
+        mw_log_info(LOG_COMP, "client certificate refused: %s", mw_error_msg());
+        return false;
+    }
+    mw_x509svid_free(svid);
+    return true;
+}
+
+/* Validate the request's client SVID again, now: a connection can outlive its certificate. */
+static mw_result request_client(struct mw_ca_service *s, const struct mw_http_request *req,
+                                struct mw_x509svid **out)
+{
+    MW_ENSURE(req->peer_chain.n > 0, MW_E_PERM,
+              "no client certificate: present a valid X.509-SVID of %s", mw_ca_trust_domain(s->ca));
+    if (mw_failed(validate_client(s, req->peer_chain, out))) {
+        mw_error_prefix("client SVID: ");
+        return MW_FAILURE;
+    }
+    return MW_SUCCESS;
+}
+
+mw_result mw_ca_service_peer_id(struct mw_ca_service *s, const struct mw_http_request *req,
+                                struct mw_spiffe_id *out)
+{
+    struct mw_x509svid *svid = NULL;
+    MW_GUARD(request_client(s, req, &svid));
+    *out = *mw_x509svid_id(svid);
+    mw_x509svid_free(svid);
+    return MW_SUCCESS;
+}
+
+/* Lower-case hex, no leading zeros: the spelling of svid.serial and of renewal records. */
+static mw_result cert_serial(X509 *x, char *out, size_t len)
+{
+    MW_DEFER(BIGNUM) BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    MW_ENSURE(bn != NULL && !BN_is_negative(bn) && !BN_is_zero(bn), MW_E_INPUT,
+              "client SVID serial is not a positive integer");
+    char *hex = BN_bn2hex(bn);
+    MW_ENSURE(hex != NULL, MW_E_NOMEM, "out of memory");
+    const char *h = hex;
+    while (h[0] == '0' && h[1] != '\0')
+        h++;
+    size_t n = strlen(h);
+    bool fits = n <= 40 && n < len;
+    for (size_t i = 0; fits && i <= n; i++)
+        out[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
+    OPENSSL_free(hex);
+    MW_ENSURE(fits, MW_E_INPUT, "client SVID serial is longer than 20 bytes (RFC 5280 §4.1.2.2)");
+    return MW_SUCCESS;
+}
+
+/* SHA-256 of a DER SubjectPublicKeyInfo. */
+static mw_result spki_hash(X509_PUBKEY *pk, uint8_t out[32])
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509_PUBKEY(pk, &der);
+    MW_GUARD_OSSL(n > 0, MW_E_INPUT, "encoding a public key");
+    unsigned int hl = 0;
+    int ok = EVP_Digest(der, (size_t)n, out, &hl, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    MW_GUARD_OSSL(ok, MW_E_CRYPTO, "SHA-256");
+    return MW_SUCCESS;
+}
+
+/* What a renewal takes from the presented certificate besides its ID. */
+struct presented {
+    char serial[41];
+    uint8_t spki_sha256[32];
+    bool has_provenance;
+    struct mw_ca_provenance prov;
+};
+
+static mw_result presented_facts(const struct mw_x509svid *svid, struct presented *out)
+{
+    struct mw_dynbuf der;
+    mw_dynbuf_init(&der, 1 << 16);
+    mw_result r = mw_x509svid_cert_der(svid, 0, &der);
+    X509 *x = NULL;
+    if (mw_ok(r)) {
+        const unsigned char *p = der.p;
+        x = d2i_X509(NULL, &p, (long)der.n);
+        if (x == NULL) {
+            mw_error_openssl(MW_E_INPUT, "client SVID leaf");
+            r = MW_FAILURE;
+        }
+    }
+    if (mw_ok(r))
+        r = cert_serial(x, out->serial, sizeof(out->serial));
+    if (mw_ok(r))
+        r = spki_hash(X509_get_X509_PUBKEY(x), out->spki_sha256);
+    /* Strict decoder: a malformed, critical or repeated extension is refused. */
+    if (mw_ok(r))
+        r = mw_ca_provenance_from_cert(mw_dynbuf_slice(&der), &out->prov, &out->has_provenance);
+    X509_free(x);
+    mw_dynbuf_free(&der);
+    return r;
+}
+
+static mw_result csr_spki_hash(mw_slice csr_der, uint8_t out[32])
+{
+    const unsigned char *p = csr_der.p;
+    MW_DEFER(X509_REQ) X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)csr_der.n);
+    MW_GUARD_OSSL(req != NULL, MW_E_INPUT, "CSR");
+    return spki_hash(X509_REQ_get_X509_PUBKEY(req), out);
+}
+
+/*
+ * POST /v1/svid/renew: the identity is the client certificate's, validated
+ * again here at the service's clock; the CSR is checked as for /v1/svid and
+ * must be for a new key; the registration still applies and provenance is
+ * computed again for the image the old SVID names (mw_ca_authorize_renewal).
+ */
+static void h_svid_renew(const struct mw_http_request *req, struct mw_http_response *resp,
+                         void *arg)
+{
+    struct mw_ca_service *s = arg;
+    const char *peer = req->peer_addr != NULL ? req->peer_addr : "?";
+    if (issuing_refused(s, req, resp, peer))
+        return;
+    struct mw_ca_svid_request rq;
+    mw_ca_svid_request_init(&rq);
+    struct mw_x509svid *client = NULL;
+    if (mw_failed(request_client(s, req, &client))) {
+        /* None, or no longer valid (expired since the handshake): not authenticated. */
+        refuse(s, resp, mw_error_code() == MW_E_VERIFY ? 403 : 401, peer, mw_error_msg());
+        goto out;
+    }
+    struct presented pr;
+    memset(&pr, 0, sizeof(pr));
+    if (mw_failed(presented_facts(client, &pr))) {
+        refuse(s, resp, 403, peer, mw_error_msg());
+        goto out;
+    }
+    if (mw_failed(mw_ca_svid_renew_request_parse(req->body, &rq))) {
+        refuse(s, resp, mw_error_code() == MW_E_LIMIT ? 413 : 400, peer, mw_error_msg());
+        goto out;
+    }
+    mw_slice csr = mw_dynbuf_slice(&rq.csr_der);
+    uint8_t csr_spki[32];
+    if (mw_failed(mw_ca_csr_check(csr)) || mw_failed(csr_spki_hash(csr, csr_spki))) {
+        refuse(s, resp, 400, peer, mw_error_msg());
+        goto out;
+    }
+    /* A new key with every SVID: a key that leaked stops being certified at the next renewal. */
+    if (CRYPTO_memcmp(csr_spki, pr.spki_sha256, 32) == 0) {
+        refuse(s, resp, 400, peer,
+               "the CSR is for the key of the presented SVID; renewal needs a new key");
+        goto out;
+    }
+    struct mw_ca_renewal_request rr = {
+        .id = *mw_x509svid_id(client),
+        .serial = pr.serial,
+        .image_digest = pr.has_provenance ? pr.prov.image_digest : NULL,
+    };
+    struct mw_ca_grant g;
+    if (mw_failed(mw_ca_authorize_renewal(&s->authz, &rr, &g))) {
+        int st = authz_status(mw_error_code());
+        refuse(s, resp, st, peer, st == 500 ? "internal error while authorizing" : mw_error_msg());
+        if (st == 500)
+            mw_log_error(LOG_COMP, "authorize renewal: %s", mw_error_msg());
+        goto out;
+    }
+    issue_and_queue(s, resp, peer, csr, rq.ttl, &g);
+out:
+    mw_x509svid_free(client);
     mw_ca_svid_request_free(&rq);
 }
 
@@ -531,7 +847,9 @@ static void h_healthz(const struct mw_http_request *req, struct mw_http_response
 
 static void not_found(const struct mw_http_request *req, struct mw_http_response *resp, void *arg)
 {
-    respond_error(resp, 404, "no such endpoint (POST /v1/svid, GET /v1/bundle, GET /healthz)");
+    respond_error(resp, 404,
+                  "no such endpoint (POST /v1/svid, POST /v1/svid/renew, GET /v1/bundle, GET "
+                  "/healthz)");
 }
 
 /* ---------------------------------------------------------------- the service's own certificate */
@@ -573,8 +891,34 @@ static mw_result make_tls(struct mw_ca_service *s, struct mw_tls_ctx **out, int6
         }
     }
     if (mw_ok(r)) {
-        struct mw_tls_config tc = {0};
+        /*
+         * Request, do not require, a client certificate: first issuance has
+         * only a token, renewal and the control API authenticate with the
+         * caller's SVID (check_client).
+         */
+        struct mw_tls_config tc = {
+            .client_auth = MW_TLS_CLIENT_REQUEST,
+            .peer_check = check_client,
+            .peer_check_arg = s,
+        };
         r = mw_tls_server_new_ossl(&tc, leaf, chain, key, out);
+        if (mw_ok(r)) {
+            /*
+             * No session resumption: a resumed session skips the peer check
+             * and restores a client certificate validated at another time.
+             * Clients of the CA make one request per connection, so
+             * resumption saves nothing worth that.
+             */
+            SSL_CTX *sctx = mw_tls_ctx_ssl(*out);
+            SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+            SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+            if (SSL_CTX_set_num_tickets(sctx, 0) != 1) {
+                mw_error_openssl(MW_E_CRYPTO, "turning off TLS session tickets");
+                mw_tls_ctx_free(*out);
+                *out = NULL;
+                r = MW_FAILURE;
+            }
+        }
         *not_after = svid.not_after;
         char na[32];
         mw_time_format(svid.not_after, na, sizeof(na));
@@ -658,6 +1002,7 @@ mw_result mw_ca_service_new(struct ev_loop *loop, const struct mw_ca_service_con
     };
     snprintf(s->self_id, sizeof(s->self_id), "spiffe://%s%s", mw_ca_trust_domain(cfg->ca),
              MW_CA_SERVICE_PATH);
+    mw_dynbuf_init(&s->peer_bundle_pem, 1 << 20);
     s->entries = calloc(s->max_batch, sizeof(*s->entries));
     struct mw_tls_ctx *tls = NULL;
     int64_t na = 0;
@@ -685,6 +1030,8 @@ mw_result mw_ca_service_new(struct ev_loop *loop, const struct mw_ca_service_con
     }
     if (mw_ok(r))
         r = mw_http_server_route(s->srv, "POST", "/v1/svid", h_svid, s);
+    if (mw_ok(r))
+        r = mw_http_server_route(s->srv, "POST", "/v1/svid/renew", h_svid_renew, s);
     if (mw_ok(r))
         r = mw_http_server_route(s->srv, "GET", "/v1/bundle", h_bundle, s);
     if (mw_ok(r))
@@ -759,6 +1106,8 @@ void mw_ca_service_free(struct mw_ca_service *s)
         ev_prepare_stop(s->loop, &s->flush_w);
     }
     mw_http_server_free(s->srv);
+    mw_bundle_free(s->peer_bundle);
+    mw_dynbuf_free(&s->peer_bundle_pem);
     free(s->queue);
     free(s->entries);
     free(s);

@@ -22,6 +22,8 @@ const char *mw_ca_cred_kind_name(enum mw_ca_cred_kind kind)
         return "k8s-sat";
     case MW_CA_CRED_JOIN:
         return "join-token";
+    case MW_CA_CRED_SVID:
+        return "svid";
     }
     return "?";
 }

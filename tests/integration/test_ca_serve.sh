@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # meshward ca serve / ca request: the CA over HTTPS on loopback, through the real binary.
 # Issuance with a join token, validation of the SVID (meshward and openssl), every refusal
-# with a clear reason and nothing written to the log, provenance, log prove --serial, audit.
+# with a clear reason and nothing written to the log, provenance, log prove --serial, audit;
+# renewal by SVID (POST /v1/svid/renew) and its refusals, and the monitor's renewal rules.
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib_expect.sh
 . "$(dirname "$0")/lib_expect.sh"
@@ -198,6 +199,135 @@ expect 0 "$MESHWARD" svid inspect p.pem --bundle ca/bundle.pem
 if grep -q provenance out; then says "$D1"; fi
 serialP=$(openssl x509 -in p.pem -noout -serial | cut -d= -f2)
 
+# --- renewal by SVID: POST /v1/svid/renew with the current SVID as the TLS client certificate
+renew() { "$MESHWARD" ca request --renew --server "$URL" --bundle ca/bundle.pem "$@"; }
+lower() { tr 'A-F' 'a-f' | sed 's/^0*//'; }
+post_renew() { # BODYFILE [curl client-cert args...] -> status in out, body in body.json
+  local f=$1
+  shift
+  curl -sk -o body.json -w '%{http_code}' -H 'Content-Type: application/json' "$@" \
+    --data-binary @"$f" "$URL/v1/svid/renew" >out 2>err
+}
+sizeR0=$(log_size)
+expect 0 renew --cert a.pem --key a.key --key-out a2.key --cert-out a2.pem
+says "issued spiffe://$TD/host/a serial"
+expect 0 "$MESHWARD" svid inspect a2.pem --key a2.key --bundle ca/bundle.pem
+says "spiffe://$TD/host/a"
+serialA2=$(openssl x509 -in a2.pem -noout -serial | cut -d= -f2)
+[ -n "$serialA2" ] && [ "$serialA2" != "$serialA" ] && ok || bad "renewal kept serial $serialA"
+cmp -s <(openssl x509 -in a.pem -noout -pubkey) <(openssl x509 -in a2.pem -noout -pubkey) &&
+  bad "renewed SVID has the old key" || ok
+expect 0 "$MESHWARD" log prove log --pub lk/log.pub --serial "$serialA2" --json
+says "spiffe://$TD/host/a"
+says "\"kind\":\"svid\""
+says "svid:$(echo "$serialA" | lower)"
+[ "$(log_size)" = $((sizeR0 + 1)) ] && ok || bad "log size $(log_size) after a renewal, want $((sizeR0 + 1))"
+# The renewed SVID renews in turn (a chain), and --ttl is capped as for a fresh SVID.
+expect 0 renew --cert a2.pem --key a2.key --key-out a3.key --cert-out a3.pem --ttl 30d
+nb=$(date -d "$(openssl x509 -in a3.pem -noout -startdate | cut -d= -f2)" +%s)
+na=$(date -d "$(openssl x509 -in a3.pem -noout -enddate | cut -d= -f2)" +%s)
+[ $((na - nb)) -le $((86400 + 20)) ] && ok || bad "renewed SVID lives $((na - nb)) s, want <= 24h"
+# The k8s workload (maxTTL 30m in its registration) keeps the registration's cap on renewal.
+expect 0 renew --cert k.pem --key k.key --key-out k2.key --cert-out k2.pem --ttl 2h
+says "spiffe://$TD/ns/shop/sa/api"
+nb=$(date -d "$(openssl x509 -in k2.pem -noout -startdate | cut -d= -f2)" +%s)
+na=$(date -d "$(openssl x509 -in k2.pem -noout -enddate | cut -d= -f2)" +%s)
+[ $((na - nb)) -le 1810 ] && ok || bad "renewed k8s SVID lives $((na - nb)) s, want <= 30m"
+sizeR1=$(log_size)
+
+# Refusals: none of them writes to the log.
+openssl ecparam -name prime256v1 -genkey -noout -out n.key 2>/dev/null
+openssl req -new -key n.key -subj /CN=x -out n.csr 2>/dev/null
+printf '{"csr":%s}' "$(python3 -c 'import json,sys; print(json.dumps(open("n.csr").read()))')" >renew_ok.json
+post_renew renew_ok.json
+[ "$(cat out)" = 401 ] && ok || bad "renew without a client certificate: status $(cat out)"
+grep -q '"error":"no client certificate' body.json && ok || bad "no-cert reason: $(cat body.json)"
+# An expired SVID of this CA: the handshake itself is refused.
+openssl ecparam -name prime256v1 -genkey -noout -out x.key 2>/dev/null && chmod 600 x.key
+openssl req -new -key x.key -subj /CN=x -out x.csr 2>/dev/null
+"$MESHWARD" ca issue --config ca/ca.yaml --csr x.csr --spiffe-id spiffe://$TD/host/a --ttl 1s \
+  --out x.pem >/dev/null 2>&1 || bad "ca issue (short)"
+sleep 2.2
+refused() { # NAME CMD...: CMD fails (a refused handshake is not an answer of the CA)
+  local name=$1
+  shift
+  if "$@" >out 2>err; then bad "$name: succeeded"; else ok; fi
+}
+refused "renew with an expired SVID" renew --cert x.pem --key x.key --key-out r.key --cert-out r.pem
+post_renew renew_ok.json --cert x.pem --key x.key
+[ "$(cat out)" = 000 ] && ok || bad "expired client certificate: status $(cat out), want a failed handshake"
+grep -q "client certificate refused: .*expired" serve.err && ok || bad "server did not log the expired SVID"
+# An SVID of another CA of the same trust domain, and of another trust domain.
+"$MESHWARD" ca init --trust-domain $TD --out ca2 >/dev/null
+"$MESHWARD" ca issue --config ca2/ca.yaml --csr x.csr --spiffe-id spiffe://$TD/host/a --out y.pem \
+  >/dev/null 2>&1 || bad "ca issue (ca2)"
+refused "renew with another CA's SVID" renew --cert y.pem --key x.key --key-out r.key --cert-out r.pem
+"$MESHWARD" ca init --trust-domain other.org --out oth >/dev/null
+"$MESHWARD" ca issue --config oth/ca.yaml --csr x.csr --spiffe-id spiffe://other.org/host/a \
+  --out z.pem >/dev/null 2>&1 || bad "ca issue (other.org)"
+refused "renew with another trust domain's SVID" renew --cert z.pem --key x.key --key-out r.key --cert-out r.pem
+post_renew renew_ok.json --cert z.pem --key x.key
+[ "$(cat out)" = 000 ] && ok || bad "foreign client certificate: status $(cat out), want a failed handshake"
+[ ! -e r.pem ] && ok || bad "a refused renewal wrote an SVID"
+# The CA's own service identity is never renewed (nor issued for a token).
+"$MESHWARD" ca issue --config ca/ca.yaml --csr x.csr --spiffe-id spiffe://$TD/meshward/ca \
+  --out self.pem >/dev/null 2>&1 || bad "ca issue (self)"
+expect 1 renew --cert self.pem --key x.key --key-out r.key --cert-out r.pem
+says "refused (403)"
+says "CA service's own identity"
+token spiffe://$TD/meshward/ca 10m tokS || bad "token create (self)"
+expect 1 req --credential-kind join-token --token-file tokS --key-out r.key --cert-out r.pem
+says "refused (403)"
+says "CA service's own identity"
+# The CSR must be for a new key.
+openssl req -new -key a3.key -subj /CN=x -out same.csr 2>/dev/null
+expect 1 renew --cert a3.pem --key a3.key --csr same.csr --cert-out r.pem
+says "refused (400)"
+says "new key"
+# Bad bodies, with a valid client certificate: same rules and statuses as /v1/svid.
+C=(--cert a3.pem --key a3.key)
+printf 'not json' >nj.json
+post_renew nj.json "${C[@]}"
+[ "$(cat out)" = 400 ] && ok || bad "renew non-JSON: status $(cat out)"
+printf '{"csr":"x","csr":"y"}' >rdup.json
+post_renew rdup.json "${C[@]}"
+[ "$(cat out)" = 400 ] && grep -q 'duplicate' body.json && ok || bad "renew duplicate: $(cat out) $(cat body.json)"
+printf '{"csr":%s,"credential":{"kind":"join-token","token":"x"}}' \
+  "$(python3 -c 'import json; print(json.dumps(open("n.csr").read()))')" >runk.json
+post_renew runk.json "${C[@]}"
+[ "$(cat out)" = 400 ] && grep -q 'unknown member' body.json && ok || bad "renew unknown member: $(cat out) $(cat body.json)"
+printf '{"csr":"%s"}' "$(cat big.txt)" >rbig.json
+post_renew rbig.json "${C[@]}"
+[ "$(cat out)" = 413 ] && ok || bad "renew oversized: status $(cat out)"
+printf '{"ttl":"1h"}' >rnocsr.json
+post_renew rnocsr.json "${C[@]}"
+[ "$(cat out)" = 400 ] && grep -q 'csr is missing' body.json && ok || bad "renew without csr: $(cat out) $(cat body.json)"
+[ "$(log_size)" = "$sizeR1" ] && ok || bad "log size $(log_size) after refused renewals, want $sizeR1"
+# ... while the same client certificate, with a good body, renews (curl as the client).
+post_renew renew_ok.json "${C[@]}"
+[ "$(cat out)" = 200 ] && grep -q "\"spiffe_id\":\"spiffe://$TD/host/a\"" body.json && ok ||
+  bad "curl renewal: $(cat out) $(cat body.json)"
+# A second renewal of the same SVID forks the chain: the monitor reports it.
+post_renew renew_ok.json "${C[@]}"
+[ "$(cat out)" = 200 ] && ok || bad "second renewal: $(cat out)"
+serialA3=$(openssl x509 -in a3.pem -noout -serial | cut -d= -f2 | lower)
+# Provenance: a renewal keeps it while the image stays admitted, and is refused once the
+# image is revoked from a workload whose registration requires provenance.
+expect 0 renew --cert p.pem --key p.key --key-out p2.key --cert-out p2.pem
+expect 0 "$MESHWARD" svid inspect p2.pem --bundle ca/bundle.pem
+says "$D1"
+serialP2=$(openssl x509 -in p2.pem -noout -serial | cut -d= -f2)
+expect 0 "$MESHWARD" log prove log --pub lk/log.pub --serial "$serialP2" --json
+says "$A1"
+sizeR2=$(log_size)
+"$MESHWARD" ca artifact remove --db ca.db --image-digest $D1 >/dev/null || bad "artifact remove"
+expect 1 renew --cert p2.pem --key p2.key --key-out r.key --cert-out r.pem
+says "refused (403)"
+says "requires provenance"
+[ "$(log_size)" = "$sizeR2" ] && ok || bad "log size $(log_size) after a refused renewal, want $sizeR2"
+"$MESHWARD" ca artifact add --db ca.db --image-digest $D1 --attestation-digest $A1 \
+  --builder-id https://builder.example/v1 >/dev/null || bad "artifact add again"
+
 # --- the log: proofs by serial, audit
 expect 0 "$MESHWARD" log prove log --pub lk/log.pub --serial "$serialA"
 says "spiffe://$TD/host/a"
@@ -218,6 +348,10 @@ spec:
 EOF
 expect 0 "$MESHWARD" ca audit log --pub lk/log.pub --policy mon.yaml --registrations regs.yaml
 says "ca-unregistered-identity"
+# Renewal chains: the SVID renewed twice is reported once; every parent is known.
+[ "$(grep -c '"ca-renewal-fork"' out)" = 1 ] && ok || bad "fork findings: $(grep -c ca-renewal-fork out), want 1"
+grep '"ca-renewal-fork"' out | grep -q "serial $serialA3" && ok || bad "fork finding names another serial"
+grep -q '"ca-renewal-unknown-parent"' out && bad "unknown-parent finding: $(grep unknown-parent out)" || ok
 expect 0 "$MESHWARD" log verify log --pub lk/log.pub
 
 # --- a client that does not pin this CA refuses the server

@@ -298,6 +298,74 @@ static void test_join(void **state)
     fix_close(&f);
 }
 
+static void renewal_fails(struct fix *f, const char *id, const char *serial, const char *image,
+                          enum mw_err code, const char *says)
+{
+    struct mw_ca_renewal_request rr = {.serial = serial, .image_digest = image};
+    mw_assert_ok(mw_spiffe_id_parse(mw_slice_cstr(id), &rr.id, NULL));
+    struct mw_ca_grant g;
+    mw_assert_fails(mw_ca_authorize_renewal(&f->az, &rr, &g), code);
+    if (strstr(mw_error_msg(), says) == NULL)
+        fail_msg("renewal of %s: \"%s\", want \"%s\"", id, mw_error_msg(), says);
+}
+
+static void test_renewal(void **state)
+{
+    struct fix f;
+    fix_open(&f);
+    /* Provenance recomputed from the store for the old SVID's image; registration's maxTTL. */
+    struct mw_ca_renewal_request rr = {.serial = "7f0a", .image_digest = IMG_OK};
+    mw_assert_ok(
+        mw_spiffe_id_parse(mw_slice_cstr("spiffe://example.org/ns/shop/sa/api"), &rr.id, NULL));
+    struct mw_ca_grant g;
+    mw_assert_ok(mw_ca_authorize_renewal(&f.az, &rr, &g));
+    assert_int_equal(g.kind, MW_CA_CRED_SVID);
+    assert_string_equal(g.subject, "svid:7f0a");
+    assert_true(g.has_provenance);
+    assert_string_equal(g.provenance.attestation_digest, ATT);
+    assert_int_equal(g.max_ttl_s, 20 * 60);
+    assert_string_equal(g.registration, "api");
+    /* requiresProvenance: an old SVID without provenance, or an image no longer admitted. */
+    renewal_fails(&f, "spiffe://example.org/ns/shop/sa/api", "7f0a", NULL, MW_E_VERIFY,
+                  "the presented SVID carries no provenance");
+    renewal_fails(&f, "spiffe://example.org/ns/shop/sa/api", "7f0a", IMG_NEW, MW_E_VERIFY,
+                  "is not admitted");
+    mw_assert_ok(mw_ca_artifact_remove(f.store, mw_slice_cstr(IMG_OK)));
+    renewal_fails(&f, "spiffe://example.org/ns/shop/sa/api", "7f0a", IMG_OK, MW_E_VERIFY,
+                  "is not admitted");
+    /* The image list still applies. */
+    renewal_fails(&f, "spiffe://example.org/ns/shop/sa/web", "1", IMG_NEW, MW_E_VERIFY,
+                  "may run only the images");
+    /* Unregistered, another trust domain, the CA's own identity, malformed serials. */
+    renewal_fails(&f, "spiffe://example.org/ns/x/sa/y", "1", NULL, MW_E_VERIFY, "not registered");
+    renewal_fails(&f, "spiffe://other.org/ns/shop/sa/web", "1", NULL, MW_E_VERIFY,
+                  "outside this CA's trust domain");
+    f.az.allow_unregistered = true;
+    renewal_fails(&f, "spiffe://example.org/meshward/ca", "1", NULL, MW_E_VERIFY,
+                  "CA service's own identity");
+    const char *bad_serials[] = {"", "07f", "7F", "xyz",
+                                 "12345678901234567890123456789012345678901"};
+    for (size_t i = 0; i < MW_ARRAY_LEN(bad_serials); i++)
+        renewal_fails(&f, "spiffe://example.org/ns/x/sa/y", bad_serials[i], NULL, MW_E_INPUT,
+                      "serial");
+    mw_assert_ok(mw_spiffe_id_parse(mw_slice_cstr("spiffe://example.org/ns/x/sa/y"), &rr.id, NULL));
+    rr.image_digest = NULL;
+    mw_assert_ok(mw_ca_authorize_renewal(&f.az, &rr, &g));
+    assert_false(g.has_provenance);
+    /* A join token for the CA's own identity is refused, and not spent. */
+    struct mw_spiffe_id id;
+    mw_assert_ok(mw_spiffe_id_parse(mw_slice_cstr("spiffe://example.org/meshward/ca"), &id, NULL));
+    struct mw_dynbuf tok;
+    mw_dynbuf_init_secure(&tok, 256);
+    struct mw_ca_join_info info;
+    mw_assert_ok(mw_ca_join_create(f.store, &id, 600, &f.clock, &tok, &info));
+    grant_fails(&f, MW_CA_CRED_JOIN, mw_dynbuf_slice(&tok), NULL, "CA service's own identity");
+    mw_assert_ok(mw_ca_join_check(f.store, mw_dynbuf_slice(&tok), &f.clock, &info));
+    assert_false(info.used);
+    mw_dynbuf_free(&tok);
+    fix_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_k8s_provenance),
         cmocka_unit_test(test_images_and_unregistered),
         cmocka_unit_test(test_join),
+        cmocka_unit_test(test_renewal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

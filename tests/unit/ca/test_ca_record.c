@@ -251,12 +251,57 @@ static void test_from_cert(void **state)
     mw_dynbuf_free(&st);
 }
 
+/* Kind 3 (renewal by SVID): the subject is exactly svid:<lower-case hex serial>. */
+static void test_renewal_kind(void **state)
+{
+    struct mw_ca_record r = sample(false), got;
+    r.cred_kind = MW_CA_CRED_SVID;
+    r.cred_subject = mw_slice_cstr("svid:7f010203");
+    struct mw_dynbuf b;
+    encode(&r, &b);
+    mw_assert_ok(mw_ca_record_parse(mw_dynbuf_slice(&b), &got));
+    assert_int_equal(got.cred_kind, MW_CA_CRED_SVID);
+    mw_slice parent;
+    mw_assert_ok(mw_ca_record_renewed_serial(&got, &parent));
+    assert_true(mw_slice_eq_cstr(parent, "7f010203"));
+    struct mw_dynbuf js;
+    mw_dynbuf_init(&js, 1 << 16);
+    mw_assert_ok(mw_ca_record_to_json(&got, &js));
+    assert_non_null(strstr(mw_dynbuf_cstr(&js), "\"kind\":\"svid\",\"subject\":\"svid:7f010203\""));
+    mw_dynbuf_free(&js);
+    /* The parser enforces the subject rule too: patch the subject's bytes in place. */
+    size_t at = (size_t)((const uint8_t *)memmem(b.p, b.n, "svid:7f", 7) - b.p);
+    b.p[at + 5] = 'F';
+    mw_assert_fails(mw_ca_record_parse(mw_dynbuf_slice(&b), &got), MW_E_INPUT);
+    b.p[at + 5] = '0';
+    mw_assert_fails(mw_ca_record_parse(mw_dynbuf_slice(&b), &got), MW_E_INPUT);
+    mw_dynbuf_free(&b);
+    const char *bad[] = {"join:abc", "svid:",    "svid:0abc",
+                         "svid:ABC", "svid:12g", "svid:12345678901234567890123456789012345678901"};
+    for (size_t i = 0; i < MW_ARRAY_LEN(bad); i++) {
+        r.cred_subject = mw_slice_cstr(bad[i]);
+        mw_dynbuf_init(&b, MW_CA_RECORD_MAX);
+        mw_assert_fails(mw_ca_record_encode(&r, &b), MW_E_INPUT);
+        mw_dynbuf_free(&b);
+    }
+    /* Kind 4 is still unknown. */
+    r.cred_kind = (enum mw_ca_cred_kind)4;
+    r.cred_subject = mw_slice_cstr("x");
+    mw_dynbuf_init(&b, MW_CA_RECORD_MAX);
+    mw_assert_fails(mw_ca_record_encode(&r, &b), MW_E_INPUT);
+    mw_dynbuf_free(&b);
+    /* And "svid" is never a credential a request can name. */
+    enum mw_ca_cred_kind k;
+    mw_assert_fails(mw_ca_cred_kind_parse(mw_slice_cstr("svid"), &k), MW_E_INPUT);
+    assert_string_equal(mw_ca_cred_kind_name(MW_CA_CRED_SVID), "svid");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_json),
         cmocka_unit_test(test_encode_rules), cmocka_unit_test(test_parse_strict),
-        cmocka_unit_test(test_from_cert),
+        cmocka_unit_test(test_from_cert),    cmocka_unit_test(test_renewal_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,12 +259,69 @@ static void test_csr_check(void **state)
     }
 }
 
+static void test_renew_parse(void **state)
+{
+    char *pem = make_csr("EC", "P-256", NULL);
+    struct mw_dynbuf b;
+    mw_dynbuf_init(&b, 1 << 20);
+    mw_assert_ok(mw_dynbuf_add_cstr(&b, "{\"csr\":"));
+    mw_assert_ok(mw_dynbuf_add_json_str(&b, mw_slice_cstr(pem)));
+    mw_assert_ok(mw_dynbuf_add_cstr(&b, ",\"ttl\":\"90s\"}"));
+    struct mw_ca_svid_request r;
+    mw_ca_svid_request_init(&r);
+    mw_assert_ok(mw_ca_svid_renew_request_parse(mw_dynbuf_slice(&b), &r));
+    assert_int_equal(r.ttl, 90);
+    assert_true(r.csr_der.n > 0);
+    assert_int_equal(r.token.n, 0);
+    mw_ca_svid_request_free(&r);
+
+    struct mw_dynbuf csr;
+    mw_dynbuf_init(&csr, 1 << 20);
+    mw_assert_ok(mw_dynbuf_add_json_str(&csr, mw_slice_cstr(pem)));
+    const char *c = mw_dynbuf_cstr(&csr);
+    char *cases[8][2];
+    size_t n = 0;
+#define CASE(says, fmt, ...)                                       \
+    do {                                                           \
+        assert_true(asprintf(&cases[n][0], fmt, __VA_ARGS__) > 0); \
+        cases[n++][1] = (says);                                    \
+    } while (0)
+    CASE("unknown member \"credential\"", "{\"csr\":%s,\"credential\":{}}", c);
+    CASE("unknown member \"image_digest\"", "{\"csr\":%s,\"image_digest\":\"x\"}", c);
+    CASE("not valid JSON", "{\"csr\":%s,\"csr\":%s}", c, c);
+    CASE("csr is missing", "{\"ttl\":\"1h\"%s}", "");
+    CASE("ttl must be a string", "{\"csr\":%s,\"ttl\":3600}", c);
+    CASE("must be a JSON object", "[%s]", c);
+    CASE("not valid JSON", "{\"csr\":%s", c);
+    CASE("ttl must be more than 0", "{\"csr\":%s,\"ttl\":\"0s\"}", c);
+#undef CASE
+    for (size_t i = 0; i < n; i++) {
+        mw_ca_svid_request_init(&r);
+        mw_assert_fails(mw_ca_svid_renew_request_parse(mw_slice_cstr(cases[i][0]), &r), MW_E_INPUT);
+        if (strstr(mw_error_msg(), cases[i][1]) == NULL)
+            fail_msg("renew case %zu: \"%s\", want \"%s\"", i, mw_error_msg(), cases[i][1]);
+        mw_ca_svid_request_free(&r);
+        free(cases[i][0]);
+    }
+    /* Empty and oversized. */
+    mw_ca_svid_request_init(&r);
+    mw_assert_fails(mw_ca_svid_renew_request_parse(mw_slice_make("", 0), &r), MW_E_INPUT);
+    mw_dynbuf_reset(&b);
+    while (b.n <= MW_CA_SVID_REQUEST_MAX)
+        mw_assert_ok(mw_dynbuf_add_byte(&b, ' '));
+    mw_assert_fails(mw_ca_svid_renew_request_parse(mw_dynbuf_slice(&b), &r), MW_E_LIMIT);
+    mw_ca_svid_request_free(&r);
+    mw_dynbuf_free(&csr);
+    mw_dynbuf_free(&b);
+    free(pem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ok),      cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_parse_csr_pem), cmocka_unit_test(test_parse_oversized),
-        cmocka_unit_test(test_csr_check),
+        cmocka_unit_test(test_csr_check),     cmocka_unit_test(test_renew_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
