@@ -70,9 +70,83 @@ static mw_result chain_der(X509 *leaf, STACK_OF(X509) * chain, struct mw_dynbuf 
     return MW_SUCCESS;
 }
 
+/*
+ * A server's session keeps only the client's leaf when it goes into a ticket
+ * (OpenSSL serialises no peer chain), so after a resumed handshake the
+ * intermediates would be missing and the chain could not be verified again.
+ * The ticket therefore carries them itself, as its application data: one
+ * version byte, then the certificates after the leaf as concatenated DER.
+ * The ticket is sealed with the context's ticket key, so this is data we
+ * wrote; it is still verified, as part of the chain, like any peer chain.
+ */
+#define TICKET_CHAIN_V1  1
+#define TICKET_CHAIN_MAX (32u << 10)
+
+static int ticket_gen(SSL *ssl, void *arg)
+{
+    (void)arg;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    /* A resumed session already holds the chain of the handshake that made it. */
+    if (sess == NULL || SSL_session_reused(ssl))
+        return 1;
+    struct mw_dynbuf d;
+    mw_dynbuf_init(&d, TICKET_CHAIN_MAX);
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    mw_result r = mw_dynbuf_add_byte(&d, TICKET_CHAIN_V1);
+    for (int i = 0; mw_ok(r) && leaf != NULL && chain != NULL && i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_cmp(x, leaf) != 0)
+            r = add_der(&d, x);
+    }
+    /* Without the chain (too long) the ticket is issued but never accepted (ticket_dec). */
+    if (mw_ok(r) && leaf != NULL)
+        (void)SSL_SESSION_set1_ticket_appdata(sess, d.p, d.n);
+    mw_error_clear();
+    ERR_clear_error();
+    mw_dynbuf_free(&d);
+    return 1;
+}
+
+static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                    size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)ssl;
+    (void)keyname;
+    (void)keyname_len;
+    (void)arg;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW: {
+        void *data = NULL;
+        size_t n = 0;
+        /* No chain with it (another format, or none fitted): a full handshake instead. */
+        if (SSL_SESSION_get0_ticket_appdata(sess, &data, &n) != 1 || n < 1 ||
+            ((const uint8_t *)data)[0] != TICKET_CHAIN_V1)
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    }
+    case SSL_TICKET_FATAL_ERR_MALLOC:
+    case SSL_TICKET_FATAL_ERR_OTHER:
+        return SSL_TICKET_RETURN_ABORT;
+    default: /* SSL_TICKET_NONE, SSL_TICKET_EMPTY, SSL_TICKET_NO_DECRYPT */
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+}
+
 mw_result mw_tls_peer_chain_der(SSL *ssl, struct mw_dynbuf *out)
 {
-    return chain_der(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), out);
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (!SSL_is_server(ssl) || !SSL_session_reused(ssl) || leaf == NULL)
+        return chain_der(leaf, SSL_get_peer_cert_chain(ssl), out);
+    void *data = NULL;
+    size_t n = 0;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    MW_ENSURE(sess != NULL && SSL_SESSION_get0_ticket_appdata(sess, &data, &n) == 1 && n >= 1 &&
+                  ((const uint8_t *)data)[0] == TICKET_CHAIN_V1,
+              MW_E_VERIFY, "resumed session without the peer's certificate chain");
+    MW_GUARD(add_der(out, leaf));
+    return mw_dynbuf_add(out, (const uint8_t *)data + 1, n - 1);
 }
 
 /* Replaces OpenSSL's chain verification: the caller's check decides. */
@@ -246,6 +320,19 @@ static mw_result server_new(const struct mw_tls_config *cfg, const struct ossl_i
         SSL_CTX_set_verify(ssl, mode, NULL);
         /* Resumed sessions would skip the peer check; one context, one policy. */
         SSL_CTX_set_session_id_context(ssl, (const unsigned char *)"meshward", 8);
+        /*
+         * Stateless TLS 1.3 tickets (RFC 8446 §4.6.1), sealed with a key that
+         * belongs to this context: a new context (a rotated certificate, new
+         * bundles) cannot open tickets of the old one, so clients holding
+         * them get a full handshake. Two per handshake, because clients use a
+         * ticket once (RFC 8446 §C.4) and may open connections in parallel.
+         * No early data: 0-RTT data could be replayed.
+         */
+        if (SSL_CTX_set_num_tickets(ssl, 2) != 1 || SSL_CTX_set_max_early_data(ssl, 0) != 1 ||
+            SSL_CTX_set_session_ticket_cb(ssl, ticket_gen, ticket_dec, NULL) != 1) {
+            mw_error_openssl(MW_E_CRYPTO, "setting up TLS 1.3 session tickets");
+            goto err;
+        }
     }
     *out = ctx;
     return MW_SUCCESS;

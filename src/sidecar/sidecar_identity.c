@@ -45,18 +45,25 @@ const struct mw_bundle *sc_identity_bundle(const struct sc_identity *id, const c
 }
 
 mw_result sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
-                                  struct mw_spiffe_id *peer)
+                                  struct mw_spiffe_id *peer, enum sc_hs_fail *why)
 {
+    enum sc_hs_fail ignored;
+    if (why == NULL)
+        why = &ignored;
+    *why = SC_HSF_BAD_CERTIFICATE;
     struct mw_x509svid *svid;
     MW_GUARD(mw_x509svid_parse_der(chain, mw_slice_make(NULL, 0), &svid));
     const struct mw_spiffe_id *sid = mw_x509svid_id(svid);
     const struct mw_bundle *b = sc_identity_bundle(id, sid->td);
     if (b == NULL) {
+        *why = SC_HSF_UNKNOWN_TD;
         mw_error_set(MW_E_VERIFY, "no trust bundle for trust domain \"%s\"", sid->td);
         mw_x509svid_free(svid);
         return MW_FAILURE;
     }
     mw_result r = mw_x509svid_verify(svid, b, NULL);
+    if (mw_ok(r))
+        *why = SC_HSF_NONE;
     if (mw_ok(r) && peer != NULL)
         *peer = *sid;
     mw_x509svid_free(svid);
@@ -64,13 +71,24 @@ mw_result sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
 }
 
 mw_result sc_identity_handshake_peer(const struct sc_identity *id, SSL *ssl,
-                                     struct mw_spiffe_id *peer)
+                                     struct mw_spiffe_id *peer, enum sc_hs_fail *why)
 {
+    enum sc_hs_fail ignored;
+    if (why == NULL)
+        why = &ignored;
+    *why = SC_HSF_BAD_CERTIFICATE;
+    bool resumed = SSL_session_reused(ssl) == 1;
+    if (resumed && id->not_after <= mw_clock_now(NULL)) {
+        *why = SC_HSF_OWN_SVID_EXPIRED;
+        MW_BAIL(MW_E_VERIFY, "resumed session refused: this sidecar's SVID expired");
+    }
     struct mw_dynbuf der;
     mw_dynbuf_init(&der, 1 << 20);
     mw_result r = mw_tls_peer_chain_der(ssl, &der);
-    if (mw_ok(r) && SSL_session_reused(ssl)) {
-        r = sc_identity_verify_peer(id, mw_dynbuf_slice(&der), peer);
+    if (mw_ok(r) && resumed) {
+        r = sc_identity_verify_peer(id, mw_dynbuf_slice(&der), peer, why);
+        if (mw_failed(r))
+            mw_error_prefix("resumed session: ");
     } else if (mw_ok(r)) {
         struct mw_x509svid *svid;
         r = mw_x509svid_parse_der(mw_dynbuf_slice(&der), mw_slice_make(NULL, 0), &svid);
@@ -80,6 +98,8 @@ mw_result sc_identity_handshake_peer(const struct sc_identity *id, SSL *ssl,
         }
     }
     mw_dynbuf_free(&der);
+    if (mw_ok(r))
+        *why = SC_HSF_NONE;
     return r;
 }
 
@@ -92,11 +112,14 @@ bool sc_peer_check(mw_slice chain, void *arg)
      * serving with it would let a stale identity live on.
      */
     if (sc->id->not_after <= mw_clock_now(NULL)) {
+        sc->check_refusal = SC_HSF_OWN_SVID_EXPIRED;
         mw_log_warn("sidecar", "handshake refused: this sidecar's SVID expired (CA unreachable?)");
         return false;
     }
-    if (mw_ok(sc_identity_verify_peer(sc->id, chain, NULL)))
+    enum sc_hs_fail why;
+    if (mw_ok(sc_identity_verify_peer(sc->id, chain, NULL, &why)))
         return true;
+    sc->check_refusal = why;
     mw_log_info("sidecar", "peer certificate refused: %s", mw_error_msg());
     return false;
 }
@@ -318,6 +341,13 @@ mw_result sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct 
     if (mw_failed(mw_tls_client_new_ossl(&tc, id->leaf, id->chain, id->key, client))) {
         mw_tls_ctx_free(*server);
         *server = NULL;
+        return MW_FAILURE;
+    }
+    /* A new client context for every new SVID or bundle: its session cache starts empty. */
+    if (mw_failed(sc_session_attach(*client))) {
+        mw_tls_ctx_free(*server);
+        mw_tls_ctx_free(*client);
+        *server = *client = NULL;
         return MW_FAILURE;
     }
     return MW_SUCCESS;

@@ -113,14 +113,14 @@ static void log_request(struct sc_conn *c, int code, const char *decision, const
 
 /* ---------------------------------------------------------------- peer identity */
 
-static mw_result peer_identity(struct sc_conn *c)
+static mw_result peer_identity(struct sc_conn *c, enum sc_hs_fail *why)
 {
     SSL *ssl = c->d.ssl;
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (sni != NULL)
         snprintf(c->sni, sizeof(c->sni), "%s", sni);
     struct mw_spiffe_id id;
-    MW_GUARD(sc_identity_handshake_peer(c->sc->id, ssl, &id));
+    MW_GUARD(sc_identity_handshake_peer(c->sc->id, ssl, &id, why));
     mw_spiffe_id_format(&id, c->peer_id, sizeof(c->peer_id));
     sc_principal(&id, c->principal, sizeof(c->principal));
     c->mtls = true;
@@ -780,16 +780,24 @@ static bool pre_step(struct sc_conn *c)
         return true;
     }
     if (c->d.failed) {
-        mw_log_debug("sidecar", "inbound %s: handshake failed", c->peer_addr);
+        mw_log_debug("sidecar", "inbound %s: handshake failed (%s)", c->peer_addr,
+                     sc_hs_fail_name(c->d.hs_fail));
+        if (c->d.ssl != NULL && c->d.hs_fail != SC_HSF_NONE)
+            sc_count_handshake_failure(c, c->d.hs_fail);
         sc_conn_close(c);
         return false;
     }
     if (c->d.handshaking)
         return false;
-    if (c->d.ssl != NULL && mw_failed(peer_identity(c))) {
-        mw_log_info("sidecar", "inbound %s: peer refused: %s", c->peer_addr, mw_error_msg());
-        sc_conn_close(c);
-        return false;
+    if (c->d.ssl != NULL) {
+        enum sc_hs_fail why;
+        if (mw_failed(peer_identity(c, &why))) {
+            mw_log_info("sidecar", "inbound %s: peer refused: %s", c->peer_addr, mw_error_msg());
+            sc_count_handshake_failure(c, why);
+            sc_conn_close(c);
+            return false;
+        }
+        sc_count_handshake(c, SSL_session_reused(c->d.ssl) == 1);
     }
     c->pre_done = true;
     if (c->http) {

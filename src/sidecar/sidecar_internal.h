@@ -117,11 +117,23 @@ struct mw_sidecar_config {
     double head_timeout, idle_timeout, connect_timeout;
     size_t max_connections;
 
+    /* Control mode (docs/sidecar.md "Control mode") */
+    const char *control_url; /* NULL: not in control mode */
+    double control_wait;     /* long-poll, seconds */
+    const char *mesh_text;   /* the documents last applied from the control plane */
+    size_t mesh_len;
+
     /* every allocation above, freed together */
     void **owned;
     size_t n_owned, cap_owned;
 };
 
+/*
+ * Control mode: add what the control plane sent (a YAML stream of MeshService,
+ * EgressPolicy and policy documents) to a freshly loaded configuration; the
+ * policy documents are kept for sc_policies_load.
+ */
+MW_RESULT sc_config_apply_mesh(struct mw_sidecar_config *cfg, mw_slice text);
 /* The policy set and engine a configuration names (policies + workload). */
 MW_RESULT sc_policies_load(const struct mw_sidecar_config *cfg, struct mw_policy_set **set,
                            struct mw_policy_engine **engine);
@@ -156,6 +168,26 @@ struct sc_identity {
 };
 
 struct mw_sidecar;
+struct sc_conn;
+
+/*
+ * Why a TLS handshake was refused or failed: a fixed set, the reason label of
+ * meshward_tls_handshake_failures_total (docs/sidecar.md, "Telemetry").
+ */
+enum sc_hs_fail {
+    SC_HSF_NONE = 0,
+    SC_HSF_PLAINTEXT,        /* the peer did not speak TLS (plaintext on a STRICT port) */
+    SC_HSF_NO_CERTIFICATE,   /* inbound: the client sent no certificate */
+    SC_HSF_BAD_CERTIFICATE,  /* the chain does not verify against its trust domain's bundle */
+    SC_HSF_UNKNOWN_TD,       /* no bundle for the peer's trust domain */
+    SC_HSF_ID_MISMATCH,      /* outbound: a valid SVID, not the SPIFFE ID the registry expects */
+    SC_HSF_OWN_SVID_EXPIRED, /* our own SVID expired: no handshake is made with it */
+    SC_HSF_PEER_ALERT,       /* the peer aborted with an alert (e.g. it refused our SVID) */
+    SC_HSF_PEER_CLOSED,      /* the peer closed or reset the connection mid-handshake */
+    SC_HSF_TIMEOUT,          /* not done within timeouts.head */
+    SC_HSF_PROTOCOL,         /* anything else: versions, ciphers, malformed messages */
+};
+const char *sc_hs_fail_name(enum sc_hs_fail why);
 
 /*
  * Load and validate the SVID (against the bundle of its own trust domain) and all bundles.
@@ -165,16 +197,21 @@ struct mw_sidecar;
 MW_RESULT sc_identity_load(const struct mw_sidecar_config *cfg, const struct sc_identity *cur,
                            struct sc_identity **out);
 void sc_identity_free(struct sc_identity *id);
-/* Validate a peer chain (concatenated DER, leaf first) against the bundle of its trust domain. */
+/*
+ * Validate a peer chain (concatenated DER, leaf first) against the bundle of its trust domain.
+ * why (may be NULL) says what failed: SC_HSF_UNKNOWN_TD or SC_HSF_BAD_CERTIFICATE.
+ */
 MW_RESULT sc_identity_verify_peer(const struct sc_identity *id, mw_slice chain,
-                                  struct mw_spiffe_id *peer);
+                                  struct mw_spiffe_id *peer, enum sc_hs_fail *why);
 /*
  * Who the peer of a finished handshake is. A full handshake already ran
  * sc_peer_check on this very chain, so it is only read; a resumed session
- * never did, so its chain is verified again, now, against today's bundles.
+ * never did (RFC 8446 §2.2: no certificates are sent), so its chain is
+ * verified again, now, against today's bundles, and refused while our own
+ * SVID is expired, as sc_peer_check does. why (may be NULL) says what failed.
  */
 MW_RESULT sc_identity_handshake_peer(const struct sc_identity *id, SSL *ssl,
-                                     struct mw_spiffe_id *peer);
+                                     struct mw_spiffe_id *peer, enum sc_hs_fail *why);
 /* Server (client certificate required) and client TLS contexts for this identity. */
 MW_RESULT sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct mw_tls_ctx **server,
                           struct mw_tls_ctx **client);
@@ -249,6 +286,7 @@ struct sc_sock {
     bool connecting, handshaking;
     int hs_want, r_want, w_want; /* events an operation blocked on; 0: not blocked */
     bool rd_eof, wr_shut, failed;
+    enum sc_hs_fail hs_fail; /* the handshake itself failed, and why (SC_HSF_NONE: it did not) */
 };
 
 enum sc_kind {
@@ -313,6 +351,7 @@ struct sc_conn {
     uint64_t start_ns;
     int64_t start_ms;
     bool opened_reported;
+    bool hs_counted; /* the handshake's outcome is in the TLS metrics */
 };
 
 struct sc_pool_entry {
@@ -342,7 +381,23 @@ struct mw_sidecar {
     size_t n_pool;
     uint64_t spiffe_mismatch, egress_denied, reloads, reload_failures;
     struct sc_ca *ca; /* CA mode only */
+    /* Set by sc_peer_check when it refuses: read right after the handshake call that ran it. */
+    enum sc_hs_fail check_refusal;
+    struct sc_control *control; /* control mode only */
 };
+
+/* ---------------------------------------------------------------- control mode (sidecar_control.c)
+ */
+
+/* Fetch the first configuration (blocking, before anything is served). */
+MW_RESULT sc_control_first(struct mw_sidecar *sc);
+/* Start following the control plane (long-polls on a worker thread). */
+void sc_control_start(struct mw_sidecar *sc);
+void sc_control_stop(struct mw_sidecar *sc);
+/* The documents of the version in use (empty before the first). */
+mw_slice sc_control_docs(const struct mw_sidecar *sc);
+/* sidecar_main.c: reload with the control plane's new documents; false when refused. */
+bool sc_reload_for_control(struct mw_sidecar *sc);
 
 /* Counted in the peer check; peer identity is read again after the handshake. */
 bool sc_peer_check(mw_slice chain, void *arg);
@@ -370,6 +425,37 @@ static inline mw_slice sc_buf_slice(const struct sc_buf *b)
 }
 /* Telemetry at the end of a TCP connection (and bytes so far). */
 void sc_conn_report_tcp(struct sc_conn *c, bool closing);
+/* The TLS handshake's outcome, counted once per connection (direction from c->inbound). */
+void sc_count_handshake(struct sc_conn *c, bool resumed);
+void sc_count_handshake_failure(struct sc_conn *c, enum sc_hs_fail why);
+
+/* sidecar_session.c: outbound TLS 1.3 session resumption (client-side ticket cache) */
+#define SC_SESS_MAX     256 /* sessions held, all destinations together */
+#define SC_SESS_PER_KEY 4   /* per (endpoint, SNI, expected SPIFFE ID) */
+struct sc_sess_cache;
+/* NULL when out of memory or a bound is 0. */
+struct sc_sess_cache *sc_sess_cache_new(size_t max, size_t per_key);
+void sc_sess_cache_free(struct sc_sess_cache *cache);
+void sc_sess_cache_flush(struct sc_sess_cache *cache);
+size_t sc_sess_cache_count(const struct sc_sess_cache *cache);
+/*
+ * Keep s under key, taking the caller's reference, evicting the oldest
+ * session of the key or of the cache when full. False (s not taken) for a
+ * session that is not TLS 1.3, not resumable, past its ticket lifetime, or
+ * whose server certificate expired.
+ */
+bool sc_sess_cache_put(struct sc_sess_cache *cache, const char *key, SSL_SESSION *s, int64_t now);
+/* The newest usable session for key, removed (single use); the caller frees it. NULL: none. */
+SSL_SESSION *sc_sess_cache_take(struct sc_sess_cache *cache, const char *key, int64_t now);
+/*
+ * Give a client context (from sc_identity_tls) its cache: tickets are kept for
+ * outbound connections whose server passed check_server, and the cache is freed
+ * with the context, so a new SVID or bundle (a new context) starts empty.
+ */
+MW_RESULT sc_session_attach(struct mw_tls_ctx *client);
+struct sc_sess_cache *sc_session_cache(struct mw_tls_ctx *client);
+/* Before an outbound handshake: offer the cached session for c's endpoint, SNI, expected ID. */
+void sc_session_offer(struct sc_conn *c);
 
 /* sidecar_inbound.c */
 void sc_inbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);

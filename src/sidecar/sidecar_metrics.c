@@ -40,7 +40,7 @@ struct hist {
     double sum;
 };
 
-enum kind { K_ISTIO = 1, K_AUTHZ, K_EGRESS };
+enum kind { K_ISTIO = 1, K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL };
 
 /* Istio label order as Envoy's stats filter emits them. */
 enum {
@@ -99,6 +99,8 @@ static const char *const istio_label_names[L_ISTIO_COUNT] = {
 };
 static const char *const authz_label_names[] = {"policy", "direction"};
 static const char *const egress_label_names[] = {"host", "port"};
+static const char *const tls_hs_label_names[] = {"direction", "resumed"};
+static const char *const tls_fail_label_names[] = {"direction", "reason"};
 
 #define MAX_LABELS L_ISTIO_COUNT
 
@@ -114,7 +116,7 @@ struct series {
     struct http_data *http; /* K_ISTIO with requests; allocated on the first one */
     bool tcp;               /* K_ISTIO with TCP activity */
     uint64_t tcp_opened, tcp_closed, tcp_sent, tcp_received;
-    uint64_t count; /* K_AUTHZ, K_EGRESS */
+    uint64_t count; /* K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL */
     size_t keylen;
     uint8_t key[]; /* kind byte, then per label: u16be length, bytes */
 };
@@ -515,6 +517,17 @@ mw_result mw_metrics_egress_denied(struct mw_metrics *m, const char *host, unsig
     return count_pair(m, K_EGRESS, host, p);
 }
 
+mw_result mw_metrics_tls_handshake(struct mw_metrics *m, const char *direction, bool resumed)
+{
+    return count_pair(m, K_TLS_HS, direction, resumed ? "true" : "false");
+}
+
+mw_result mw_metrics_tls_handshake_failure(struct mw_metrics *m, const char *direction,
+                                           const char *reason)
+{
+    return count_pair(m, K_TLS_FAIL, direction, reason);
+}
+
 /* ---------------------------------------------------------------- gauges */
 
 static bool metric_name_ok(const char *n)
@@ -544,6 +557,8 @@ static const char *const reserved_families[] = {
     "istio_tcp_sent_bytes_total",
     "meshward_authz_denied_total",
     "meshward_egress_denied_total",
+    "meshward_tls_handshakes_total",
+    "meshward_tls_handshake_failures_total",
     "meshward_metrics_series_dropped_total",
 };
 
@@ -656,9 +671,11 @@ static mw_result add_labels(struct mw_dynbuf *b, const struct series *s, bool sk
 {
     mw_slice vals[MAX_LABELS];
     size_t n = key_values(s->key, s->keylen, vals);
-    const char *const *names = s->kind == K_ISTIO   ? istio_label_names
-                               : s->kind == K_AUTHZ ? authz_label_names
-                                                    : egress_label_names;
+    const char *const *names = s->kind == K_ISTIO      ? istio_label_names
+                               : s->kind == K_AUTHZ    ? authz_label_names
+                               : s->kind == K_TLS_HS   ? tls_hs_label_names
+                               : s->kind == K_TLS_FAIL ? tls_fail_label_names
+                                                       : egress_label_names;
     MW_GUARD(mw_dynbuf_add_byte(b, '{'));
     bool first = true;
     for (size_t i = 0; i < n; i++) {
@@ -730,7 +747,7 @@ static int gauge_cmp(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-enum sel { SEL_HTTP, SEL_TCP, SEL_AUTHZ, SEL_EGRESS };
+enum sel { SEL_HTTP, SEL_TCP, SEL_AUTHZ, SEL_EGRESS, SEL_TLS_HS, SEL_TLS_FAIL };
 
 static bool selected(const struct series *s, enum sel sel)
 {
@@ -743,6 +760,10 @@ static bool selected(const struct series *s, enum sel sel)
         return s->kind == K_AUTHZ;
     case SEL_EGRESS:
         return s->kind == K_EGRESS;
+    case SEL_TLS_HS:
+        return s->kind == K_TLS_HS;
+    case SEL_TLS_FAIL:
+        return s->kind == K_TLS_FAIL;
     }
     return false;
 }
@@ -792,6 +813,11 @@ static const struct family families[] = {
      "counter", SEL_AUTHZ, F_COUNT},
     {"meshward_egress_denied_total", "Outbound connections refused by egress control.", "counter",
      SEL_EGRESS, F_COUNT},
+    {"meshward_tls_handshakes_total",
+     "mTLS handshakes completed with the peer's identity accepted, full or resumed (TLS 1.3 PSK).",
+     "counter", SEL_TLS_HS, F_COUNT},
+    {"meshward_tls_handshake_failures_total", "mTLS handshakes refused or failed, by reason.",
+     "counter", SEL_TLS_FAIL, F_COUNT},
 };
 
 static mw_result render_series(struct mw_dynbuf *b, const struct family *f, const struct series *s)

@@ -68,6 +68,14 @@ MW_RESULT mw_metrics_tcp_bytes(struct mw_metrics *m, const struct mw_istio_label
 MW_RESULT mw_metrics_authz_denied(struct mw_metrics *m, const char *policy, const char *direction);
 /* meshward_egress_denied_total{host=...,port=...}. */
 MW_RESULT mw_metrics_egress_denied(struct mw_metrics *m, const char *host, unsigned port);
+/* meshward_tls_handshakes_total{direction="inbound"|"outbound",resumed="true"|"false"}. */
+MW_RESULT mw_metrics_tls_handshake(struct mw_metrics *m, const char *direction, bool resumed);
+/*
+ * meshward_tls_handshake_failures_total{direction=...,reason=...}. The caller
+ * passes one of a fixed set of reasons (docs/sidecar.md), never peer data.
+ */
+MW_RESULT mw_metrics_tls_handshake_failure(struct mw_metrics *m, const char *direction,
+                                           const char *reason);
 /* A gauge without labels, e.g. meshward_svid_expiry_timestamp_seconds,
  * meshward_config_age_seconds, meshward_ca_reachable. */
 MW_RESULT mw_metrics_gauge(struct mw_metrics *m, const char *name, const char *help, double v);

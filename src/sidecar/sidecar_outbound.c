@@ -16,6 +16,7 @@
 #include "net/net_internal.h"
 #include "sidecar/sidecar_internal.h"
 
+/* The server's certificate was refused: untrusted, unknown trust domain or the wrong ID. */
 static void count_mismatch(struct mw_sidecar *sc)
 {
     sc->spiffe_mismatch++;
@@ -71,12 +72,17 @@ static void egress_refused(struct sc_conn *c, const char *host, uint16_t port, b
     sc_conn_close(c);
 }
 
-/* Connect to the chosen destination: mTLS for a service, plaintext for declared egress. */
-static bool route(struct sc_conn *c, const char *host, const struct sockaddr_storage *addr,
-                  uint16_t port, bool http)
+/*
+ * Connect to the chosen destination: mTLS for a service, plaintext for
+ * declared egress. fixed: the service of a localPort listener, used as it is
+ * (a search by endpoint could find another service sharing that endpoint,
+ * with another expected SPIFFE ID).
+ */
+static bool route(struct sc_conn *c, struct sc_service *fixed, const char *host,
+                  const struct sockaddr_storage *addr, uint16_t port, bool http)
 {
     struct mw_sidecar *sc = c->sc;
-    struct sc_service *svc = sc_registry_find(sc->cfg, host, addr, port);
+    struct sc_service *svc = fixed != NULL ? fixed : sc_registry_find(sc->cfg, host, addr, port);
     c->dport = port;
     if (svc != NULL) {
         const struct sc_addr *ep = &svc->endpoints[svc->next++ % svc->n_endpoints];
@@ -89,6 +95,8 @@ static bool route(struct sc_conn *c, const char *host, const struct sockaddr_sto
             return false;
         }
         c->mtls = true;
+        /* A ticket from an earlier connection to this endpoint, name and expected ID. */
+        sc_session_offer(c);
         return true;
     }
     struct sc_addr numeric;
@@ -267,7 +275,7 @@ static bool proxy_head(struct sc_conn *c)
     c->d_in.off = 0;
     c->d_in.len = head.n + rest;
     mw_dynbuf_free(&head);
-    if (!route(c, host, NULL, port, true))
+    if (!route(c, NULL, host, NULL, port, true))
         return true;
     if (connect_method)
         sc_ignore(mw_dynbuf_add_cstr(&c->d_out, "HTTP/1.1 200 Connection established\r\n\r\n"));
@@ -275,21 +283,33 @@ static bool proxy_head(struct sc_conn *c)
     return true;
 }
 
-/* After the handshake: the server must be the service's SPIFFE ID. */
+/*
+ * After the handshake: the server must be the service's SPIFFE ID. The same
+ * check for a full and a resumed handshake; for a resumed one the session's
+ * stored chain is verified again first (sc_identity_handshake_peer), so a
+ * bundle change or our own SVID's expiry is not bypassed by a ticket.
+ */
 static bool check_server(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
     struct mw_spiffe_id id;
-    mw_result r = sc_identity_handshake_peer(sc->id, c->u.ssl, &id);
+    enum sc_hs_fail why;
+    bool resumed = SSL_session_reused(c->u.ssl) == 1;
+    mw_result r = sc_identity_handshake_peer(sc->id, c->u.ssl, &id, &why);
     if (mw_ok(r))
         mw_spiffe_id_format(&id, c->peer_id, sizeof(c->peer_id));
     if (mw_failed(r) || strcmp(c->peer_id, c->expected_id) != 0) {
-        mw_log_warn("sidecar", "outbound to %s (%s): server is %s, want %s: closed", c->service,
-                    c->upstream_addr, c->peer_id[0] ? c->peer_id : "unverified", c->expected_id);
-        count_mismatch(sc);
+        mw_log_warn("sidecar", "outbound to %s (%s): server is %s, want %s%s: closed%s%s",
+                    c->service, c->upstream_addr, c->peer_id[0] ? c->peer_id : "unverified",
+                    c->expected_id, resumed ? " (resumed session)" : "", mw_failed(r) ? ": " : "",
+                    mw_failed(r) ? mw_error_msg() : "");
+        sc_count_handshake_failure(c, mw_failed(r) ? why : SC_HSF_ID_MISMATCH);
+        if (why != SC_HSF_OWN_SVID_EXPIRED)
+            count_mismatch(sc);
         sc_conn_close(c);
         return false;
     }
+    sc_count_handshake(c, resumed);
     return true;
 }
 
@@ -299,8 +319,14 @@ bool sc_outbound_step(struct sc_conn *c)
         return proxy_head(c);
     if (!c->established) {
         if (c->u.failed) {
-            if (c->u.ssl != NULL && c->mtls)
-                count_mismatch(c->sc);
+            enum sc_hs_fail why = c->u.hs_fail;
+            if (c->u.ssl != NULL && c->mtls && why != SC_HSF_NONE) {
+                mw_log_info("sidecar", "outbound to %s (%s): handshake failed (%s)", c->service,
+                            c->upstream_addr, sc_hs_fail_name(why));
+                sc_count_handshake_failure(c, why);
+                if (why == SC_HSF_BAD_CERTIFICATE || why == SC_HSF_UNKNOWN_TD)
+                    count_mismatch(c->sc);
+            }
             sc_conn_close(c);
             return false;
         }
@@ -327,8 +353,7 @@ void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd)
         struct sc_service *svc = &sc->cfg->services[l->index];
         c->pre_done = true;
         if (svc->n_endpoints > 0)
-            (void)route(c, svc->name, &svc->endpoints[svc->next % svc->n_endpoints].ss, svc->port,
-                        false);
+            (void)route(c, svc, svc->name, NULL, svc->port, false);
         sc_conn_pump(c);
         return;
     }
@@ -343,7 +368,7 @@ void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd)
         /* Redirected by iptables: the address the app dialled. */
         c->pre_done = true;
         c->dst_ss = dst;
-        (void)route(c, NULL, &dst, ntohs(((struct sockaddr_in *)&dst)->sin_port), false);
+        (void)route(c, NULL, NULL, &dst, ntohs(((struct sockaddr_in *)&dst)->sin_port), false);
     }
     sc_conn_pump(c);
 }

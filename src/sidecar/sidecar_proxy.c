@@ -189,6 +189,40 @@ static void sock_shut_write(struct sc_sock *s)
     s->wr_shut = true;
 }
 
+/*
+ * Why SSL_do_handshake returned ret <= 0, read before ssl_result drains the
+ * error queue; SC_HSF_NONE when it only blocked. A refusal by our own peer
+ * check wins: the callback said why in sc->check_refusal.
+ */
+static enum sc_hs_fail hs_classify(struct mw_sidecar *sc, SSL *ssl, int ret)
+{
+    int saved = errno;
+    int e = SSL_get_error(ssl, ret);
+    unsigned long err = ERR_peek_error();
+    int reason = ERR_GET_LIB(err) == ERR_LIB_SSL ? ERR_GET_REASON(err) : 0;
+    enum sc_hs_fail why = SC_HSF_PROTOCOL;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        why = SC_HSF_NONE;
+    else if (sc->check_refusal != SC_HSF_NONE)
+        why = sc->check_refusal;
+    else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && err == 0))
+        why = SC_HSF_PEER_CLOSED; /* EOF or a reset */
+    else if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST ||
+             reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+             reason == SSL_R_UNKNOWN_PROTOCOL)
+        why = SC_HSF_PLAINTEXT; /* the first record header was not TLS */
+    else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+        why = SC_HSF_NO_CERTIFICATE;
+    else if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        why = SC_HSF_PEER_CLOSED;
+    else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+        why = SC_HSF_BAD_CERTIFICATE;
+    else if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
+        why = SC_HSF_PEER_ALERT; /* a fatal alert received: SSL_R_<alert> = offset + number */
+    errno = saved;
+    return why;
+}
+
 /* Connect and handshake steps; true on progress. */
 static bool sock_progress(struct sc_sock *s, struct sc_conn *c)
 {
@@ -210,13 +244,17 @@ static bool sock_progress(struct sc_sock *s, struct sc_conn *c)
     if (s->handshaking) {
         s->hs_want = 0;
         errno = 0;
-        int r = ssl_result(s, SSL_do_handshake(s->ssl), &s->hs_want);
+        c->sc->check_refusal = SC_HSF_NONE;
+        int ret = SSL_do_handshake(s->ssl);
+        enum sc_hs_fail why = ret > 0 ? SC_HSF_NONE : hs_classify(c->sc, s->ssl, ret);
+        int r = ssl_result(s, ret, &s->hs_want);
         if (r > 0) {
             s->handshaking = false;
             return true;
         }
         if (r < 0) {
             s->failed = true;
+            s->hs_fail = why != SC_HSF_NONE ? why : SC_HSF_PROTOCOL;
             return true;
         }
     }
@@ -269,6 +307,8 @@ mw_result sc_sock_tls(struct sc_conn *c, struct sc_sock *s, struct mw_tls_ctx *c
     }
     /* One read() per batch of records instead of two per record (header, then body). */
     SSL_set_read_ahead(ssl, 1);
+    /* For the session callback (sidecar_session.c): which connection a ticket came on. */
+    SSL_set_app_data(ssl, c);
     if (SSL_set_fd(ssl, s->fd) <= 0) {
         SSL_free(ssl);
         mw_error_openssl(MW_E_CRYPTO, "SSL_set_fd");
@@ -287,7 +327,6 @@ mw_result sc_sock_tls(struct sc_conn *c, struct sc_sock *s, struct mw_tls_ctx *c
     s->ssl = ssl;
     s->tls = ctx;
     s->handshaking = true;
-    (void)c;
     return MW_SUCCESS;
 }
 
@@ -299,6 +338,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (c->deadline > 0 && ev_now(loop) >= c->deadline) {
         mw_log_debug("sidecar", "%s: timeout", c->peer_addr);
         c->closing = true;
+        const struct sc_sock *tls = c->inbound ? &c->d : &c->u;
+        if (tls->ssl != NULL && tls->handshaking && !tls->connecting && !tls->failed)
+            sc_count_handshake_failure(c, SC_HSF_TIMEOUT);
         if (c->kind == SC_HTTP_IN && c->hs == H_HEAD && c->d_in.len > 0) {
             /* A slow head: answer 408 if the socket takes it now, then close. */
             static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
@@ -528,6 +570,43 @@ void sc_conn_report_tcp(struct sc_conn *c, bool closing)
     }
 }
 
+static const char *const hs_fail_names[] = {
+    [SC_HSF_NONE] = "none",
+    [SC_HSF_PLAINTEXT] = "plaintext",
+    [SC_HSF_NO_CERTIFICATE] = "no_certificate",
+    [SC_HSF_BAD_CERTIFICATE] = "bad_certificate",
+    [SC_HSF_UNKNOWN_TD] = "unknown_trust_domain",
+    [SC_HSF_ID_MISMATCH] = "identity_mismatch",
+    [SC_HSF_OWN_SVID_EXPIRED] = "own_svid_expired",
+    [SC_HSF_PEER_ALERT] = "peer_alert",
+    [SC_HSF_PEER_CLOSED] = "peer_closed",
+    [SC_HSF_TIMEOUT] = "timeout",
+    [SC_HSF_PROTOCOL] = "protocol",
+};
+
+const char *sc_hs_fail_name(enum sc_hs_fail why)
+{
+    return (size_t)why < MW_ARRAY_LEN(hs_fail_names) ? hs_fail_names[why] : "protocol";
+}
+
+void sc_count_handshake(struct sc_conn *c, bool resumed)
+{
+    if (c->hs_counted)
+        return;
+    c->hs_counted = true;
+    sc_ignore(
+        mw_metrics_tls_handshake(c->sc->metrics, c->inbound ? "inbound" : "outbound", resumed));
+}
+
+void sc_count_handshake_failure(struct sc_conn *c, enum sc_hs_fail why)
+{
+    if (c->hs_counted)
+        return;
+    c->hs_counted = true;
+    sc_ignore(mw_metrics_tls_handshake_failure(c->sc->metrics, c->inbound ? "inbound" : "outbound",
+                                               sc_hs_fail_name(why)));
+}
+
 /* ---------------------------------------------------------------- relay */
 
 /* Bytes both ways; half-close passed on; ends when both directions have ended. */
@@ -586,7 +665,13 @@ void sc_conn_pump(struct sc_conn *c)
             progress = sock_fill(&c->d, &c->d_in) > 0 || progress;
         else
             c->d.r_want = 0;
-        progress = sock_fill(&c->u, &c->u_in) > 0 || progress;
+        /*
+         * Nothing is read from a destination sidecar before check_server has
+         * accepted its identity, so that no session ticket from an unchecked
+         * server reaches the session cache (sidecar_session.c).
+         */
+        if (!(c->kind == SC_PROXY_IN && c->mtls && !c->established))
+            progress = sock_fill(&c->u, &c->u_in) > 0 || progress;
         switch (c->kind) {
         case SC_RELAY:
             progress = sc_relay_step(c) || progress;

@@ -460,6 +460,44 @@ static void test_golden_small_families(void **state)
     mw_metrics_free(m);
 }
 
+/* The TLS handshake families: counters by direction and resumed / by direction and reason. */
+static void test_tls_handshakes(void **state)
+{
+    struct mw_metrics *m = new_metrics(16);
+    mw_assert_ok(mw_metrics_tls_handshake(m, "outbound", false));
+    mw_assert_ok(mw_metrics_tls_handshake(m, "outbound", true));
+    mw_assert_ok(mw_metrics_tls_handshake(m, "outbound", true));
+    mw_assert_ok(mw_metrics_tls_handshake(m, "inbound", true));
+    mw_assert_ok(mw_metrics_tls_handshake_failure(m, "inbound", "plaintext"));
+    mw_assert_ok(mw_metrics_tls_handshake_failure(m, "inbound", "plaintext"));
+    mw_assert_ok(mw_metrics_tls_handshake_failure(m, "outbound", "identity_mismatch"));
+    mw_assert_ok(mw_metrics_tls_handshake_failure(m, "inbound", NULL));
+    char *t = render(m);
+    const char *want =
+        "# HELP meshward_tls_handshakes_total mTLS handshakes completed with the peer's identity "
+        "accepted, full or resumed (TLS 1.3 PSK).\n"
+        "# TYPE meshward_tls_handshakes_total counter\n"
+        "meshward_tls_handshakes_total{direction=\"inbound\",resumed=\"true\"} 1\n"
+        "meshward_tls_handshakes_total{direction=\"outbound\",resumed=\"false\"} 1\n"
+        "meshward_tls_handshakes_total{direction=\"outbound\",resumed=\"true\"} 2\n"
+        "# HELP meshward_tls_handshake_failures_total mTLS handshakes refused or failed, by "
+        "reason.\n"
+        "# TYPE meshward_tls_handshake_failures_total counter\n"
+        "meshward_tls_handshake_failures_total{direction=\"inbound\",reason=\"plaintext\"} 2\n"
+        "meshward_tls_handshake_failures_total{direction=\"inbound\",reason=\"unknown\"} 1\n"
+        "meshward_tls_handshake_failures_total{direction=\"outbound\",reason=\"identity_mismatch\"}"
+        " "
+        "1\n" DROPPED_FOOTER "meshward_metrics_series_dropped_total 0\n";
+    assert_string_equal(t, want);
+    assert_valid(t);
+    free(t);
+    /* Built-in families: a gauge cannot shadow them. */
+    mw_assert_fails(mw_metrics_gauge(m, "meshward_tls_handshakes_total", "x", 1), MW_E_INPUT);
+    mw_assert_fails(mw_metrics_gauge(m, "meshward_tls_handshake_failures_total", "x", 1),
+                    MW_E_INPUT);
+    mw_metrics_free(m);
+}
+
 static void test_tcp(void **state)
 {
     struct mw_metrics *m = new_metrics(16);
@@ -757,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_golden_request),
         cmocka_unit_test(test_golden_small_families),
+        cmocka_unit_test(test_tls_handshakes),
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_bucket_boundaries),
         cmocka_unit_test(test_hostile_labels),
