@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    if (c->ns == NULL || c->sa == NULL || c->td == NULL || c->cert_file == NULL ||
-        c->n_bundles == 0)
+    if (c->ns == NULL || c->sa == NULL || c->td == NULL ||
+        (c->id_mode == SC_ID_STATIC && c->cert_file == NULL) || c->n_bundles == 0)
         abort();
     struct sc_addr a;
     if (mw_ok(sc_addr_parse("127.0.0.1", 80, &a))) {

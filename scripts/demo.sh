@@ -4,14 +4,17 @@
 #   scripts/demo.sh [PATH/TO/meshward] [--check] [--loopback]
 #
 # As root it builds four network namespaces joined by a bridge (nothing is
-# routed off the machine): "control" runs the mesh CA, and three workloads
-# (client, productpage, reviews) each run a real HTTP server behind a meshward
-# sidecar with iptables interception. Without root (or with --loopback) the
-# same mesh runs on 127.0.0.1 ports, the sidecars addressed explicitly. Each workload gets its X.509-SVID from
-# the CA with a single-use join token; every certificate lands in the CA's
-# tamper-evident issuance log. Then traffic is driven that is allowed, denied
-# by identity, denied by path (including a bypass spelling), and blocked at
-# egress, and the sidecars' Prometheus metrics are shown.
+# routed off the machine): "control" runs `meshward control` (the mesh CA and
+# configuration distribution), and three workloads (client, productpage,
+# reviews) each run a real HTTP server behind a meshward sidecar with iptables
+# interception. Without root (or with --loopback) the same mesh runs on
+# 127.0.0.1 ports, the sidecars addressed explicitly. Each sidecar gets its
+# X.509-SVID from the CA with a single-use join token (every certificate lands
+# in the tamper-evident issuance log) and its policies, service registry and
+# egress declarations from the control plane. Then traffic is driven that is
+# allowed, denied by identity, denied by path (including bypass spellings),
+# and blocked at egress; a policy edit reaches the sidecars in seconds; and
+# the sidecars' Prometheus metrics are shown.
 #
 # With --check (used by tests/integration/test_demo.sh) every outcome is
 # asserted and the script exits non-zero if one is wrong; without it, it waits
@@ -26,7 +29,7 @@ for a in "$@"; do
   --check) check=1 ;;
   --loopback) mode=loopback ;;
   -h | --help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) mw=$a ;;
@@ -155,7 +158,7 @@ ca_addr=${ADDR[$CONTROL]}
 PROXY_AS=()
 [ "$mode" = netns ] && PROXY_AS=(setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups)
 
-bold "1. A mesh CA ($where, $ca_addr:$ca_port)"
+bold "1. Policies, registry and egress: the mesh directory the control plane serves"
 "$mw" ca init --trust-domain $td --out ca >/dev/null || exit 1
 "$mw" log keygen --name $td/issuance --out logkey >/dev/null || exit 1
 cat >registrations.yaml <<EOF
@@ -171,46 +174,13 @@ spec:
 DOC
 done)
 EOF
-bg $CONTROL "$mw" ca serve --config ca/ca.yaml --listen "$ca_addr:$ca_port" --log issuance-log \
-  --log-key logkey/log.key --db ca.db --registrations registrations.yaml --log-level warn \
-  >ca.log 2>&1
-wait_port $CONTROL "$ca_addr" $ca_port || {
-  echo "demo: the CA did not start" >&2
-  exit 1
-}
-echo "  CA: https://$ca_addr:$ca_port (root and intermediate ECDSA P-256; SVIDs live 1 hour)"
-# Two plain HTTP servers outside the mesh, for egress: one declared, one not.
-mkdir -p www-ext && echo "external service" >www-ext/index.html
-bg $CONTROL python3 -m http.server $ext_closed --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
-bg $CONTROL python3 -m http.server $ext_open --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
-wait_port $CONTROL "$ca_addr" $ext_closed
-wait_port $CONTROL "$ca_addr" $ext_open
-
-bold "2. Each workload gets an SVID with a single-use join token"
-for i in 1 2 3; do
-  w=${NAMES[$i]}
-  mkdir -p "$w"
-  "$mw" ca token create --db ca.db --spiffe-id "spiffe://$td/ns/$ns/sa/$w" --ttl 10m >"$w/token" 2>/dev/null ||
-    exit 1
-  chmod 600 "$w/token"
-  if on $i "$mw" ca request --server "https://$ca_addr:$ca_port" --bundle ca/bundle.pem \
-    --credential-kind join-token --token-file "$w/token" --key-out "$w/svid.key" \
-    --cert-out "$w/svid.pem" >/dev/null 2>"$w/request.err"; then
-    id=$("$mw" svid inspect "$w/svid.pem" --bundle ca/bundle.pem --json | python3 -c \
-      'import json,sys; d=json.load(sys.stdin); print(d["spiffe_id"], d["verdict"])')
-    echo "  $w: $id"
-  else
-    echo "  $w: refused: $(cat "$w/request.err")"
-    exit 1
-  fi
-done
-replay=$(on 1 "$mw" ca request --server "https://$ca_addr:$ca_port" --bundle ca/bundle.pem \
-  --credential-kind join-token --token-file client/token --key-out client/x.key \
-  --cert-out client/x.pem 2>&1 >/dev/null)
-outcome "the client's join token, replayed" "refused" "$(echo "$replay" | grep -q 'already used' && echo refused || echo "$replay")"
-
-bold "3. Policies (Istio YAML, as users write them)"
-cat >policies.yaml <<EOF
+if [ "$mode" = netns ]; then
+  ep_pp="${ADDR[2]}:9080" ep_rv="${ADDR[3]}:9080"
+else
+  ep_pp="127.0.0.1:${IN[2]}" ep_rv="127.0.0.1:${IN[3]}"
+fi
+mkdir -p mesh
+cat >mesh/policies.yaml <<EOF
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: istio-system}
@@ -245,8 +215,56 @@ spec:
   rules:
   - from: [{source: {principals: ["$td/ns/$ns/sa/productpage"]}}]
 EOF
-sed -n '/^kind: AuthorizationPolicy/,/^---/p' policies.yaml | grep -E 'name:|action:|principals|paths|methods' |
+cat >mesh/registry.yaml <<EOF
+apiVersion: meshward.io/v1alpha1
+kind: MeshService
+metadata: {name: productpage, namespace: $ns}
+spec: {host: productpage.$ns, port: 9080, endpoints: ["$ep_pp"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"}
+---
+apiVersion: meshward.io/v1alpha1
+kind: MeshService
+metadata: {name: reviews, namespace: $ns}
+spec: {host: reviews.$ns, port: 9080, endpoints: ["$ep_rv"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"}
+EOF
+cat >mesh/egress.yaml <<EOF
+apiVersion: meshward.io/v1alpha1
+kind: EgressPolicy
+metadata: {name: declared, namespace: $ns}
+spec:
+  egress:
+  - {cidr: $ca_addr/32, ports: [$ext_open]}
+EOF
+sed -n '/^kind: AuthorizationPolicy/,/^---/p' mesh/policies.yaml | grep -E 'name:|action:|principals|paths|methods' |
   sed 's/^/  /'
+echo "  registry: productpage.$ns:9080 at $ep_pp, reviews.$ns:9080 at $ep_rv, with their SPIFFE IDs"
+echo "  egress: $ca_addr:$ext_open declared; everything else refused"
+
+bold "2. The control plane: meshward control ($where, $ca_addr:$ca_port)"
+bg $CONTROL "$mw" control --mesh mesh --config ca/ca.yaml --listen "$ca_addr:$ca_port" \
+  --log issuance-log --log-key logkey/log.key --db ca.db --registrations registrations.yaml \
+  --log-level "${MW_DEMO_LOG_LEVEL:-warn}" >control.log 2>&1
+wait_port $CONTROL "$ca_addr" $ca_port || {
+  echo "demo: the control plane did not start: $(tail -3 control.log)" >&2
+  exit 1
+}
+echo "  https://$ca_addr:$ca_port: the CA (ECDSA P-256 root and intermediate; SVIDs live 1 hour)"
+echo "  and GET /v1/config (a long-poll over mTLS: each sidecar gets its namespace's documents)"
+# Two plain HTTP servers outside the mesh, for egress: one declared, one not.
+mkdir -p www-ext && echo "external service" >www-ext/index.html
+bg $CONTROL python3 -m http.server $ext_closed --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
+bg $CONTROL python3 -m http.server $ext_open --bind "$ca_addr" --directory www-ext >/dev/null 2>&1
+wait_port $CONTROL "$ca_addr" $ext_closed
+wait_port $CONTROL "$ca_addr" $ext_open
+
+bold "3. A single-use join token per workload"
+for i in 1 2 3; do
+  w=${NAMES[$i]}
+  mkdir -p "$w"
+  "$mw" ca token create --db ca.db --spiffe-id "spiffe://$td/ns/$ns/sa/$w" --ttl 10m >"$w/token" 2>/dev/null ||
+    exit 1
+  chmod 600 "$w/token"
+  echo "  $w: spiffe://$td/ns/$ns/sa/$w"
+done
 
 if [ "$mode" = netns ]; then
   bold "4. Sidecars with transparent interception (iptables REDIRECT, proxy uid $proxy_uid)"
@@ -264,11 +282,13 @@ for i in 1 2 3; do
   if [ "$mode" = netns ]; then
     inbound="port: ${IN[$i]}
     ports: [{port: 9080, protocol: http}]"
-    ep_pp="${ADDR[2]}:9080" ep_rv="${ADDR[3]}:9080" lp_pp="" lp_rv=""
+    services=""
   else
     inbound="ports: [{port: 9080, protocol: http, listenPort: ${IN[$i]}, appPort: ${APP[$i]}}]"
-    ep_pp="127.0.0.1:${IN[2]}" ep_rv="127.0.0.1:${IN[3]}"
-    lp_pp=", localPort: ${LP_PP[$i]}" lp_rv=", localPort: ${LP_RV[$i]}"
+    services="
+    services:
+    - {name: productpage.$ns, port: 9080, localPort: ${LP_PP[$i]}}
+    - {name: reviews.$ns, port: 9080, localPort: ${LP_RV[$i]}}"
   fi
   cat >"$w/sidecar.yaml" <<EOF
 apiVersion: meshward.io/v1alpha1
@@ -281,31 +301,29 @@ spec:
     trustDomain: $td
     labels: {app: $w}
   identity:
-    mode: static
-    certificate: svid.pem
-    key: svid.key
+    mode: ca
+    caURL: https://$ca_addr:$ca_port
+    credentialFile: token
+    credentialKind: join-token
     bundles: [{trustDomain: $td, file: bundle.pem}]
+  control: {url: "https://$ca_addr:$ca_port"}
   inbound:
     $inbound
   outbound:
-    port: ${OUT[$i]}
-    services:
-    - {name: productpage.$ns, port: 9080, endpoints: ["$ep_pp"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"$lp_pp}
-    - {name: reviews.$ns, port: 9080, endpoints: ["$ep_rv"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"$lp_rv}
-  egress:
-  - {cidr: $ca_addr/32, ports: [$ext_open]}
-  policies: [../policies.yaml]
+    port: ${OUT[$i]}$services
   admin: {port: ${ADMIN[$i]}}
   accessLog: access.log
 EOF
   if [ "$mode" = netns ]; then
     chown -R $proxy_uid:$proxy_uid "$w"
   fi
-  bg $i "${PROXY_AS[@]}" "$mw" sidecar run --config "$w/sidecar.yaml" --log-level warn >"$w/sidecar.log" 2>&1
+  # Interception first, as Istio's init container does: a connection the sidecar opened before
+  # the nat rules existed would be picked up by conntrack mid-stream and its replies redirected.
   if [ "$mode" = netns ]; then
     on $i "$mw" sidecar iptables --inbound-port 15006 --outbound-port 15001 \
       --proxy-uid $proxy_uid --exclude-inbound-ports 15000 >/dev/null || exit 1
   fi
+  bg $i "${PROXY_AS[@]}" "$mw" sidecar run --config "$w/sidecar.yaml" --log-level warn >"$w/sidecar.log" 2>&1
 done
 for i in 1 2 3; do
   wait_port $i 127.0.0.1 "${APP[$i]}" || {
@@ -320,6 +338,12 @@ done
 for i in 1 2 3; do
   echo "  ${NAMES[$i]}: ${ADDR[$i]}, app on 127.0.0.1:${APP[$i]}, sidecar inbound ${IN[$i]}, outbound ${OUT[$i]}, admin ${ADMIN[$i]}"
 done
+# (From the control host: the client's own outbound traffic is intercepted by its sidecar now.)
+replay=$(on $CONTROL "$mw" ca request --server "https://$ca_addr:$ca_port" --bundle ca/bundle.pem \
+  --credential-kind join-token --token-file client/token --key-out client/x.key \
+  --cert-out client/x.pem 2>&1 >/dev/null)
+outcome "the client's join token, replayed after its sidecar used it" "refused" \
+  "$(echo "$replay" | grep -q 'already used' && echo refused || echo "$replay")"
 
 # code I URL [CURL ARGS]: the HTTP status curl gets on host I (000: connection refused or reset).
 code() {
@@ -353,7 +377,24 @@ outcome "client → $ca_addr:$ext_closed (undeclared egress, blocked)" "$blocked
 plain=$(on 1 "${PROXY_AS[@]}" curl -s -o /dev/null -m 5 -w '%{http_code}' "$plain_url")
 outcome "plaintext straight to productpage's sidecar (STRICT mTLS)" 000 "$plain"
 
-bold "6. What the sidecars saw (Prometheus, Istio's metric and label names)"
+bold "6. A policy edit: the control plane sends it, the sidecars apply it (no restart)"
+before=$(on 3 curl -s -m 5 "http://127.0.0.1:${ADMIN[3]}/metrics" | awk '$1 == "meshward_config_version" {print $2}')
+sed -i 's|  - from: \[{source: {principals: \["'"$td/ns/$ns/sa/productpage"'"\]}}\]|  - from: [{source: {principals: ["'"$td/ns/$ns/sa/productpage"'", "'"$td/ns/$ns/sa/client"'"]}}]|' \
+  mesh/policies.yaml
+echo "  mesh/policies.yaml: reviews-from-productpage now also names the client"
+t0=$(date +%s.%N)
+got=403
+for _ in $(seq 1 100); do
+  got=$(code 1 "$rv_from_client/")
+  [ "$got" = 200 ] && break
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+after=$(on 3 curl -s -m 5 "http://127.0.0.1:${ADMIN[3]}/metrics" | awk '$1 == "meshward_config_version" {print $2}')
+outcome "client → reviews GET / after the edit ($(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s later)" 200 "$got"
+echo "  reviews' sidecar: config version $before -> $after"
+
+bold "7. What the sidecars saw (Prometheus, Istio's metric and label names)"
 # Only the labels that tell the story; /metrics has Istio's full label set.
 summarize() {
   python3 -c '
@@ -381,12 +422,15 @@ for k in ("method", "path", "response_code", "source_principal", "decision", "po
     print("    %-18s %s" % (k, e.get(k)))
 '
 
-bold "7. The issuance log: every SVID, tamper-evident"
+bold "8. The issuance log: every SVID, tamper-evident"
 "$mw" log verify issuance-log --pub logkey/log.pub | sed 's/^/  /'
-serial=$("$mw" svid inspect client/svid.pem --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["serial"])')
+# The certificate productpage's sidecar presents (its key never left the sidecar's memory).
+pp_sidecar=${plain_url#http://}
+pp_sidecar=${pp_sidecar%/}
+serial=$(on 1 "${PROXY_AS[@]}" sh -c "openssl s_client -connect '$pp_sidecar' -showcerts </dev/null 2>/dev/null |
+  openssl x509 -noout -serial" | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
 proved=$("$mw" log prove issuance-log --serial "$serial" --pub logkey/log.pub >/dev/null 2>&1 && echo proved || echo missing)
-outcome "client's SVID (serial $serial) in the log" proved "$proved"
+outcome "productpage's SVID (serial ${serial:-none}, as its sidecar presents it) in the log" proved "$proved"
 
 bold "Result"
 echo "  $passed as expected, $failed not"

@@ -29,6 +29,7 @@ int mw_cmd_ca_token(int argc, char **argv);    /* ca token create|list (cmd_ca_t
 int mw_cmd_ca_artifact(int argc, char **argv); /* ca artifact add|list|remove (cmd_ca_artifact.c) */
 int mw_cmd_ca_audit(int argc, char **argv);    /* ca audit DIR (cmd_ca_audit.c) */
 int mw_cmd_ca_serve(int argc, char **argv);    /* ca serve: the CA over HTTPS (cmd_ca_serve.c) */
+int mw_cmd_control(int argc, char **argv);     /* control: ca serve + GET /v1/config (same file) */
 int mw_cmd_ca_request(int argc, char **argv);  /* ca request: its client (cmd_ca_serve.c) */
 /* meshward verify image|... and the sigstore-conformance verify-bundle (cmd_verify.c) */
 int mw_cmd_verify(int argc, char **argv);

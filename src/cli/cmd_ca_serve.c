@@ -1,6 +1,7 @@
 /*
  * `meshward ca serve`: the CA service over HTTPS, and `meshward ca request`:
- * its client (for tests and for sidecars that bootstrap from a join token).
+ * its client (for tests and for sidecars that bootstrap from a join token),
+ * which can also renew an SVID by presenting it (--renew).
  */
 #include <ev.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <meshward/ca_auth.h>
 #include <meshward/ca_service.h>
 #include <meshward/conf.h>
+#include <meshward/control.h>
 #include <meshward/net.h>
 #include <meshward/spiffe.h>
 #include <meshward/tlog.h>
@@ -51,9 +53,12 @@ static void serve_usage(FILE *f)
             "usage: meshward ca serve --config CA.yaml --listen ADDR:PORT --log DIR\n"
             "                         --log-key KEYFILE --db STORE [options]\n"
             "\n"
-            "The CA over HTTPS: POST /v1/svid (CSR + credential -> X.509-SVID), GET /v1/bundle\n"
-            "(SPIFFE JWKS; ?format=pem for PEM), GET /healthz. The service presents an SVID of\n"
-            "its own CA for spiffe://TD/meshward/ca: clients pin bundle.pem and check that ID.\n"
+            "The CA over HTTPS: POST /v1/svid (CSR + credential -> X.509-SVID), POST\n"
+            "/v1/svid/renew (CSR, with the current SVID as TLS client certificate -> a new SVID\n"
+            "for the same ID), GET /v1/bundle (SPIFFE JWKS; ?format=pem for PEM), GET /healthz.\n"
+            "The service presents an SVID of its own CA for spiffe://TD/meshward/ca: clients pin\n"
+            "bundle.pem and check that ID. It requests (does not require) a client certificate\n"
+            "and refuses the handshake of one that is not a valid SVID of its trust domain.\n"
             "Every SVID is answered only after its issuance record is durable in the log.\n"
             "\n"
             "  --config CA.yaml         the CA (file or PKCS#11 keys)\n"
@@ -76,22 +81,54 @@ static void serve_usage(FILE *f)
             "Exit: 0 stopped, 1 refused, 2 usage, 3 I/O.\n");
 }
 
+static void control_usage(FILE *f)
+{
+    fprintf(f, "usage: meshward control --mesh DIR --config CA.yaml --listen ADDR:PORT --log DIR\n"
+               "                        --log-key KEYFILE --db STORE [options]\n"
+               "\n"
+               "The control plane: the CA service (every `meshward ca serve` endpoint and option)\n"
+               "and configuration distribution on the same mTLS listener:\n"
+               "  GET /v1/config?since=N[&wait=S]   long-poll; the client certificate (the\n"
+               "      workload's SVID) says who asks; answers the policies, egress declarations\n"
+               "      and service registry that apply to that workload's namespace.\n"
+               "\n"
+               "  --mesh DIR               YAML: Istio AuthorizationPolicy, PeerAuthentication,\n"
+               "                           RequestAuthentication; meshward.io/v1alpha1\n"
+               "                           ProvenancePolicy, EgressPolicy, MeshService. Watched:\n"
+               "                           a change that loads becomes a new version; one that\n"
+               "                           does not is refused and logged (docs/control.md)\n"
+               "  --root-namespace NS      mesh-wide policies live here (default istio-system)\n"
+               "  (the rest as for `meshward ca serve --help`)\n"
+               "\n"
+               "SIGHUP: look at the mesh directory now. SIGTERM/SIGINT: stop.\n"
+               "Exit: 0 stopped, 1 refused, 2 usage, 3 I/O.\n");
+}
+
 struct serve_ctx {
     struct mw_ca_service *svc;
-    ev_signal sigterm, sigint;
+    struct mw_control *ctl; /* meshward control only */
+    ev_signal sigterm, sigint, sighup;
 };
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct serve_ctx *c = w->data;
+    if (w->signum == SIGHUP) {
+        if (c->ctl != NULL)
+            mw_control_rescan(c->ctl);
+        return;
+    }
     mw_log_info("ca-serve", "signal %d: stopping", w->signum);
     ev_signal_stop(loop, &c->sigterm);
     ev_signal_stop(loop, &c->sigint);
+    ev_signal_stop(loop, &c->sighup);
+    mw_control_stop(c->ctl);
     mw_ca_service_stop(c->svc);
 }
 
-static int cmd_serve(int argc, char **argv)
+static int cmd_serve(int argc, char **argv, bool control)
 {
+    const char *cmd = control ? "control" : "ca serve";
     enum {
         CONF,
         LISTEN,
@@ -108,7 +145,9 @@ static int cmd_serve(int argc, char **argv)
         ROT,
         LEVEL,
         PINF,
-        PINE
+        PINE,
+        MESH,
+        ROOTNS
     };
     static const struct option opts[] = {
         {"config", required_argument, NULL, MW_CLI_OPT + CONF},
@@ -127,14 +166,22 @@ static int cmd_serve(int argc, char **argv)
         {"log-level", required_argument, NULL, MW_CLI_OPT + LEVEL},
         {"pin-file", required_argument, NULL, MW_CLI_OPT + PINF},
         {"pin-env", required_argument, NULL, MW_CLI_OPT + PINE},
+        {"mesh", required_argument, NULL, MW_CLI_OPT + MESH},
+        {"root-namespace", required_argument, NULL, MW_CLI_OPT + ROOTNS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct mw_cli_opts p;
-    int rc = mw_cli_parse_opts(argc, argv, opts, "ca serve", serve_usage, &p);
+    int rc = mw_cli_parse_opts(argc, argv, opts, cmd, control ? control_usage : serve_usage, &p);
     if (rc >= 0)
         return rc;
     const char **v = p.values;
+    if (control != (v[MESH] != NULL) || (!control && v[ROOTNS] != NULL)) {
+        fprintf(stderr, control ? "meshward: control: --mesh DIR is required\n"
+                                : "meshward: ca serve: --mesh and --root-namespace belong to "
+                                  "`meshward control`\n");
+        return MW_EXIT_USAGE;
+    }
     if (!v[CONF] || !v[LISTEN] || !v[LOGDIR] || !v[LOGKEY] || !v[DB] || p.rest != argc) {
         fprintf(stderr, "meshward: ca serve: --config, --listen, --log, --log-key and --db are "
                         "required\n");
@@ -179,7 +226,7 @@ static int cmd_serve(int argc, char **argv)
     char origin[512];
 
     if (mw_failed(mw_ca_open(v[CONF], v[PINF], v[PINE], &ca))) {
-        rc = mw_cli_report_error("ca serve");
+        rc = mw_cli_report_error(cmd);
         goto out;
     }
     snprintf(origin, sizeof(origin), "%s/issuance", mw_ca_trust_domain(ca));
@@ -191,20 +238,20 @@ static int cmd_serve(int argc, char **argv)
     if (mw_failed(mw_note_signer_new(mw_dynbuf_slice(&sk), &signer)) ||
         mw_failed(mw_tlog_open(v[LOGDIR], origin, signer, &log)) ||
         mw_failed(mw_ca_store_open(v[DB], &store))) {
-        rc = mw_cli_report_error("ca serve");
+        rc = mw_cli_report_error(cmd);
         goto out;
     }
     mw_dynbuf_free(&sk);
     if (v[REGS] != NULL ? mw_failed(mw_ca_registrations_load_file(v[REGS], &regs))
                         : mw_failed(mw_ca_store_get_registrations(store, &regs))) {
-        rc = mw_cli_report_error("ca serve");
+        rc = mw_cli_report_error(cmd);
         goto out;
     }
     if (nk8s == 3) {
         struct mw_k8s_config kc = {
             .issuer = v[ISS], .audience = v[AUD], .trust_domain = mw_ca_trust_domain(ca)};
         if (mw_failed(mw_k8s_verifier_load(v[JWKS], &kc, &k8s))) {
-            rc = mw_cli_report_error("ca serve");
+            rc = mw_cli_report_error(cmd);
             goto out;
         }
     }
@@ -227,14 +274,24 @@ static int cmd_serve(int argc, char **argv)
         .rotate_interval = (double)rot,
     };
     if (mw_failed(mw_ca_service_new(loop, &cfg, &sc.svc))) {
-        rc = mw_cli_report_error("ca serve");
+        rc = mw_cli_report_error(cmd);
         goto out;
+    }
+    if (control) {
+        struct mw_control_config cc = {
+            .mesh_dir = v[MESH], .root_namespace = v[ROOTNS], .ca = sc.svc};
+        if (mw_failed(mw_control_new(loop, &cc, &sc.ctl))) {
+            rc = mw_cli_report_error(cmd);
+            goto out;
+        }
     }
     ev_signal_init(&sc.sigterm, on_signal, SIGTERM);
     ev_signal_init(&sc.sigint, on_signal, SIGINT);
-    sc.sigterm.data = sc.sigint.data = &sc;
+    ev_signal_init(&sc.sighup, on_signal, SIGHUP);
+    sc.sigterm.data = sc.sigint.data = sc.sighup.data = &sc;
     ev_signal_start(loop, &sc.sigterm);
     ev_signal_start(loop, &sc.sigint);
+    ev_signal_start(loop, &sc.sighup);
     printf("listening on %s:%u\n", host, (unsigned)mw_ca_service_port(sc.svc));
     printf("log %s (origin %s, size %llu)\n", v[LOGDIR], origin,
            (unsigned long long)mw_tlog_size(log));
@@ -247,6 +304,7 @@ static int cmd_serve(int argc, char **argv)
                 (unsigned long long)st.appends);
     rc = mw_ca_service_failed(sc.svc) ? MW_EXIT_IO : MW_EXIT_OK;
 out:
+    mw_control_free(sc.ctl);
     mw_ca_service_free(sc.svc);
     if (loop != NULL)
         ev_loop_destroy(loop);
@@ -264,21 +322,32 @@ out:
 
 static void request_usage(FILE *f)
 {
-    fprintf(f, "usage: meshward ca request --server https://HOST:PORT --bundle BUNDLE.pem\n"
-               "                           --credential-kind join-token|k8s-sat --token-file F\n"
-               "                           (--key-out KEY --cert-out SVID | --csr CSR --cert-out "
-               "SVID)\n"
-               "                           [--image-digest sha256:...] [--ttl D]\n"
-               "\n"
-               "Asks the CA service for an X.509-SVID. Makes an EC P-256 key (written 0600) and a\n"
-               "CSR, or posts the PEM CSR given with --csr. The connection is TLS pinned to the\n"
-               "bundle, and the server must present an SVID for spiffe://TD/meshward/ca. The SVID\n"
-               "received is checked against the bundle (and the key) before it is written.\n"
-               "\n"
-               "  --trust-domain TD    the CA's trust domain (default: from the bundle's root)\n"
-               "  --timeout D          the whole exchange (default 10s)\n"
-               "\n"
-               "Exit: 0 issued, 1 refused (the server's reason on stderr), 2 usage, 3 I/O.\n");
+    fprintf(f,
+            "usage: meshward ca request --server https://HOST:PORT --bundle BUNDLE.pem\n"
+            "                           --credential-kind join-token|k8s-sat --token-file F\n"
+            "                           (--key-out KEY --cert-out SVID | --csr CSR --cert-out "
+            "SVID)\n"
+            "                           [--image-digest sha256:...] [--ttl D]\n"
+            "       meshward ca request --renew --cert SVID.pem --key KEY.pem\n"
+            "                           --server https://HOST:PORT --bundle BUNDLE.pem\n"
+            "                           (--key-out KEY --cert-out SVID | --csr CSR --cert-out "
+            "SVID)\n"
+            "                           [--ttl D]\n"
+            "\n"
+            "Asks the CA service for an X.509-SVID. Makes an EC P-256 key (written 0600) and a\n"
+            "CSR, or posts the PEM CSR given with --csr. The connection is TLS pinned to the\n"
+            "bundle, and the server must present an SVID for spiffe://TD/meshward/ca. The SVID\n"
+            "received is checked against the bundle (and the key) before it is written.\n"
+            "\n"
+            "  --renew              renew instead: present the SVID in --cert (leaf, then its\n"
+            "                       intermediate) with its key --key (mode 0600) as the TLS\n"
+            "                       client certificate and post to /v1/svid/renew. The CA\n"
+            "                       renews the SPIFFE ID of that SVID, which must be valid now;\n"
+            "                       the new SVID is for a new key. No credential is sent.\n"
+            "  --trust-domain TD    the CA's trust domain (default: from the bundle's root)\n"
+            "  --timeout D          the whole exchange (default 10s)\n"
+            "\n"
+            "Exit: 0 issued, 1 refused (the server's reason on stderr), 2 usage, 3 I/O.\n");
 }
 
 struct peer_expect {
@@ -352,9 +421,36 @@ static mw_result request_body(const char *kind, mw_slice token, mw_slice csr_pem
     return mw_dynbuf_add_cstr(b, "}");
 }
 
+/* POST /v1/svid/renew: the identity is the client certificate, the body only the CSR. */
+static mw_result renew_body(mw_slice csr_pem, const char *ttl, struct mw_dynbuf *b)
+{
+    MW_GUARD(mw_dynbuf_add_cstr(b, "{\"csr\":"));
+    MW_GUARD(mw_dynbuf_add_json_str(b, csr_pem));
+    if (ttl != NULL) {
+        MW_GUARD(mw_dynbuf_add_cstr(b, ",\"ttl\":"));
+        MW_GUARD(mw_dynbuf_add_json_str(b, mw_slice_cstr(ttl)));
+    }
+    return mw_dynbuf_add_cstr(b, "}");
+}
+
 static int cmd_request(int argc, char **argv)
 {
-    enum { SERVER, BUNDLE, KIND, TOKF, KEYOUT, CERTOUT, CSR, IMG, TTL, TD, TIMEOUT };
+    enum {
+        SERVER,
+        BUNDLE,
+        KIND,
+        TOKF,
+        KEYOUT,
+        CERTOUT,
+        CSR,
+        IMG,
+        TTL,
+        TD,
+        TIMEOUT,
+        RENEW,
+        CERT,
+        KEY
+    };
     static const struct option opts[] = {
         {"server", required_argument, NULL, MW_CLI_OPT + SERVER},
         {"bundle", required_argument, NULL, MW_CLI_OPT + BUNDLE},
@@ -367,6 +463,9 @@ static int cmd_request(int argc, char **argv)
         {"ttl", required_argument, NULL, MW_CLI_OPT + TTL},
         {"trust-domain", required_argument, NULL, MW_CLI_OPT + TD},
         {"timeout", required_argument, NULL, MW_CLI_OPT + TIMEOUT},
+        {"renew", no_argument, NULL, MW_CLI_OPT + RENEW},
+        {"cert", required_argument, NULL, MW_CLI_OPT + CERT},
+        {"key", required_argument, NULL, MW_CLI_OPT + KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -375,16 +474,27 @@ static int cmd_request(int argc, char **argv)
     if (rc >= 0)
         return rc;
     const char **v = p.values;
-    if (!v[SERVER] || !v[BUNDLE] || !v[KIND] || !v[TOKF] || !v[CERTOUT] ||
-        (v[KEYOUT] == NULL) == (v[CSR] == NULL) || p.rest != argc) {
-        fprintf(stderr, "meshward: ca request: --server, --bundle, --credential-kind, "
-                        "--token-file, --cert-out and one of --key-out or --csr are required\n");
+    bool renew = v[RENEW] != NULL;
+    if (!v[SERVER] || !v[BUNDLE] || !v[CERTOUT] || (v[KEYOUT] == NULL) == (v[CSR] == NULL) ||
+        p.rest != argc) {
+        fprintf(stderr, "meshward: ca request: --server, --bundle, --cert-out and one of "
+                        "--key-out or --csr are required\n");
+        request_usage(stderr);
+        return MW_EXIT_USAGE;
+    }
+    if (renew ? (!v[CERT] || !v[KEY] || v[KIND] || v[TOKF] || v[IMG])
+              : (!v[KIND] || !v[TOKF] || v[CERT] || v[KEY])) {
+        fprintf(stderr, "meshward: ca request: %s\n",
+                renew ? "--renew takes --cert and --key (the current SVID), and no "
+                        "--credential-kind, --token-file or --image-digest"
+                      : "--credential-kind and --token-file are required (--cert and --key "
+                        "only with --renew)");
         request_usage(stderr);
         return MW_EXIT_USAGE;
     }
     enum mw_ca_cred_kind kind;
     uint64_t timeout_s = 10;
-    if (mw_failed(mw_ca_cred_kind_parse(mw_slice_cstr(v[KIND]), &kind)) ||
+    if ((!renew && mw_failed(mw_ca_cred_kind_parse(mw_slice_cstr(v[KIND]), &kind))) ||
         (v[TIMEOUT] &&
          mw_failed(mw_parse_duration(mw_slice_cstr(v[TIMEOUT]), 600, "--timeout", &timeout_s)))) {
         fprintf(stderr, "meshward: ca request: --credential-kind is join-token or k8s-sat, "
@@ -407,7 +517,7 @@ static int cmd_request(int argc, char **argv)
     memset(&pe, 0, sizeof(pe));
     mw_result r = MW_SUCCESS;
 
-    rc = mw_cli_read_key_text(v[TOKF], true, 16384, "ca request", &token);
+    rc = renew ? MW_EXIT_OK : mw_cli_read_key_text(v[TOKF], true, 16384, "ca request", &token);
     if (rc != MW_EXIT_OK)
         goto out;
     if (mw_failed(mw_bundle_load_file(v[BUNDLE], MW_BUNDLE_FMT_AUTO, NULL, &bundle, NULL))) {
@@ -437,9 +547,14 @@ static int cmd_request(int argc, char **argv)
     r = v[CSR] != NULL ? mw_file_read(v[CSR], MW_CA_SVID_REQUEST_MAX, &csr_pem)
                        : make_key_and_csr(&key_pem, &csr_pem);
     if (mw_ok(r))
-        r = request_body(v[KIND], mw_dynbuf_slice(&token), mw_dynbuf_slice(&csr_pem), v[IMG],
-                         v[TTL], &body);
-    struct mw_tls_config tc = {.peer_check = check_server, .peer_check_arg = &pe};
+        r = renew ? renew_body(mw_dynbuf_slice(&csr_pem), v[TTL], &body)
+                  : request_body(v[KIND], mw_dynbuf_slice(&token), mw_dynbuf_slice(&csr_pem),
+                                 v[IMG], v[TTL], &body);
+    /* --renew: the current SVID is the TLS client certificate (its key file must be 0600). */
+    struct mw_tls_config tc = {.peer_check = check_server,
+                               .peer_check_arg = &pe,
+                               .cert_file = renew ? v[CERT] : NULL,
+                               .key_file = renew ? v[KEY] : NULL};
     if (mw_ok(r))
         r = mw_tls_client_new(&tc, &tls);
     if (mw_failed(r)) {
@@ -456,7 +571,7 @@ static int cmd_request(int argc, char **argv)
         .timeout_ms = (int)timeout_s * 1000,
     };
     char url[2048];
-    snprintf(url, sizeof(url), "%s/v1/svid", v[SERVER]);
+    snprintf(url, sizeof(url), "%s%s", v[SERVER], renew ? "/v1/svid/renew" : "/v1/svid");
     if (mw_failed(mw_http_client_request_url(url, &req, &resp))) {
         if (pe.why[0])
             fprintf(stderr, "meshward: ca request: the server is not the CA: %s\n", pe.why);
@@ -491,6 +606,19 @@ static int cmd_request(int argc, char **argv)
                               v[CSR] ? mw_slice_make(NULL, 0) : mw_dynbuf_slice(&key_pem), &got);
     if (mw_ok(r))
         r = mw_x509svid_verify(got, bundle, NULL);
+    if (mw_ok(r) && renew) {
+        /* A renewal is for the identity presented, never another. */
+        struct mw_x509svid *old = NULL;
+        char a[MW_SPIFFE_ID_MAX + 1], b[MW_SPIFFE_ID_MAX + 1];
+        r = mw_x509svid_load_files(v[CERT], NULL, &old);
+        if (mw_ok(r) &&
+            (!mw_spiffe_id_format(mw_x509svid_id(old), a, sizeof(a)) ||
+             !mw_spiffe_id_format(mw_x509svid_id(got), b, sizeof(b)) || strcmp(a, b) != 0)) {
+            mw_error_set(MW_E_VERIFY, "renewed %.200s, but presented %.200s", b, a);
+            r = MW_FAILURE;
+        }
+        mw_x509svid_free(old);
+    }
     if (mw_failed(r)) {
         rc = mw_cli_report_error("ca request: the SVID received");
         goto out;
@@ -523,9 +651,14 @@ out:
     return rc;
 }
 
+int mw_cmd_control(int argc, char **argv)
+{
+    return cmd_serve(argc, argv, true);
+}
+
 int mw_cmd_ca_serve(int argc, char **argv)
 {
-    return cmd_serve(argc, argv);
+    return cmd_serve(argc, argv, false);
 }
 
 int mw_cmd_ca_request(int argc, char **argv)

@@ -12,10 +12,14 @@
  * builds new TLS contexts and swaps them in as a SIGHUP reload does: new
  * handshakes use the new SVID, open connections keep theirs.
  *
- * Renewal re-posts the credential, which only works for reusable credentials
- * (Kubernetes service-account tokens, re-read from their file each time). A
- * join token is single-use: with it the sidecar cannot renew and says so in
- * the log as the SVID ages. docs/sidecar.md "Identity: CA mode".
+ * Renewal presents the current SVID: while it is valid, the sidecar connects
+ * with it as its TLS client certificate (key from memory) and posts a CSR
+ * for a new key to POST /v1/svid/renew; the CA renews the identity the
+ * certificate names. So a workload that joined with a single-use join token
+ * renews for as long as it reaches the CA in time. The credential file is
+ * posted again (POST /v1/svid) only when there is no valid SVID to present,
+ * or when the CA refuses the renewal (401/403) and the credential is
+ * reusable (a Kubernetes token). docs/sidecar.md "Identity: CA mode".
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -31,6 +35,7 @@
 #include <meshward/conf.h>
 
 #include "base/mw_ossl.h"
+#include "net/net_internal.h"
 #include "sidecar/sidecar_internal.h"
 
 #define CRED_MAX     16384
@@ -294,7 +299,89 @@ static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struc
     return r;
 }
 
-void sc_ca_job_run(struct sc_ca_job *job)
+/* The SVID in use, presented to renew it. Up-referenced by the loop; read-only here. */
+struct sc_renew_from {
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    EVP_PKEY *key;
+};
+
+/*
+ * POST /v1/svid/renew over a connection that presents the current SVID.
+ * *refused is set when the CA answered with 401 or 403 (it does not accept
+ * that SVID as a credential), as opposed to not being reached.
+ */
+static mw_result renew_svid(struct sc_ca_job *job, const struct sc_renew_from *from,
+                            struct ca_peer *pe, bool *refused)
+{
+    *refused = false;
+    struct mw_tls_config tc = {.peer_check = check_ca_peer, .peer_check_arg = pe};
+    struct mw_tls_ctx *tls = NULL;
+    MW_GUARD(mw_tls_client_new_ossl(&tc, from->leaf, from->chain, from->key, &tls));
+    struct mw_dynbuf csr, body;
+    mw_dynbuf_init(&csr, MW_CA_SVID_REQUEST_MAX);
+    mw_dynbuf_init(&body, MW_CA_SVID_REQUEST_MAX * 2);
+    json_t *doc = NULL;
+    struct mw_http_client_response resp;
+    bool have_resp = false;
+    mw_result r = make_key_and_csr(&job->key, &csr);
+    if (mw_ok(r))
+        r = mw_dynbuf_add_cstr(&body, "{\"csr\":");
+    if (mw_ok(r))
+        r = mw_dynbuf_add_json_str(&body, mw_dynbuf_slice(&csr));
+    if (mw_ok(r) && job->ttl > 0)
+        r = mw_dynbuf_addf(&body, ",\"ttl\":\"%llds\"", (long long)job->ttl);
+    if (mw_ok(r))
+        r = mw_dynbuf_add_cstr(&body, "}");
+    if (mw_ok(r)) {
+        r = request(job, tls, pe, "POST", "/v1/svid/renew", mw_dynbuf_slice(&body), &resp);
+        have_resp = mw_ok(r);
+    }
+    if (mw_ok(r)) {
+        struct mw_conf_limits lim = {.max_bytes = RESPONSE_MAX, .max_depth = 4};
+        if (mw_failed(mw_json_load(mw_dynbuf_slice(&resp.body), "response", &lim, &doc)) ||
+            !json_is_object(doc)) {
+            mw_error_set(MW_E_VERIFY, "POST /v1/svid/renew: status %d, a body that is not JSON",
+                         resp.status);
+            r = MW_FAILURE;
+        } else if (resp.status != 200) {
+            const char *e = json_string_value(json_object_get(doc, "error"));
+            mw_error_set(MW_E_VERIFY, "POST /v1/svid/renew refused (%d): %.300s", resp.status,
+                         e != NULL ? e : "(no reason given)");
+            *refused = resp.status == 401 || resp.status == 403;
+            r = MW_FAILURE;
+        }
+    }
+    if (mw_ok(r)) {
+        const char *chain = json_string_value(json_object_get(doc, "svid_chain"));
+        if (chain == NULL) {
+            mw_error_set(MW_E_VERIFY, "%s", "POST /v1/svid/renew: the response lacks svid_chain");
+            r = MW_FAILURE;
+        } else {
+            r = accept_svid(job, chain);
+            if (mw_failed(r))
+                mw_error_prefix("the SVID from the CA: ");
+        }
+    }
+    json_decref(doc);
+    if (have_resp)
+        mw_http_client_response_free(&resp);
+    mw_dynbuf_free(&csr);
+    mw_dynbuf_free(&body);
+    mw_tls_ctx_free(tls);
+    if (mw_failed(r)) {
+        /* A key made for a renewal that did not happen is not reused for the fallback. */
+        EVP_PKEY_free(job->key);
+        job->key = NULL;
+        X509_free(job->leaf);
+        sk_X509_pop_free(job->chain, X509_free);
+        job->leaf = NULL;
+        job->chain = NULL;
+    }
+    return r;
+}
+
+static void job_run(struct sc_ca_job *job, const struct sc_renew_from *from)
 {
     struct ca_peer pe = {.pin = job->pin};
     snprintf(pe.want, sizeof(pe.want), "spiffe://%s%s", job->td, MW_CA_SERVICE_PATH);
@@ -304,8 +391,23 @@ void sc_ca_job_run(struct sc_ca_job *job)
     /* The bundle first: an SVID issued under a root added since start must verify. */
     if (mw_ok(r))
         r = fetch_bundle(job, tls, &pe);
-    if (mw_ok(r) && job->want_svid)
+    if (mw_ok(r) && job->want_svid && from != NULL) {
+        bool refused = false;
+        r = renew_svid(job, from, &pe, &refused);
+        /*
+         * Only a credential that can be used again is worth posting when the
+         * CA refuses the SVID: a join token was spent at the first issuance.
+         */
+        if (mw_failed(r) && refused && job->credential_kind == MW_CA_CRED_K8S) {
+            mw_log_warn("sidecar",
+                        "renewal with the current SVID refused (%s); posting the "
+                        "credential instead",
+                        mw_error_msg());
+            r = fetch_svid(job, tls, &pe);
+        }
+    } else if (mw_ok(r) && job->want_svid) {
         r = fetch_svid(job, tls, &pe);
+    }
     mw_tls_ctx_free(tls);
     job->ok = mw_ok(r);
     if (!job->ok) {
@@ -317,6 +419,11 @@ void sc_ca_job_run(struct sc_ca_job *job)
         job->chain = NULL;
         job->key = NULL;
     }
+}
+
+void sc_ca_job_run(struct sc_ca_job *job)
+{
+    job_run(job, NULL);
 }
 
 /* ---------------------------------------------------------------- the loop side */
@@ -331,8 +438,39 @@ struct sc_ca {
     bool reachable;
     uint64_t failures, renewals;
     unsigned retries; /* consecutive failed renewals */
-    bool join_warned, expired_warned;
+    bool expired_warned;
+    struct sc_renew_from from; /* what the running job presents; NULL fields: nothing */
 };
+
+static void from_clear(struct sc_renew_from *f)
+{
+    X509_free(f->leaf);
+    sk_X509_pop_free(f->chain, X509_free);
+    EVP_PKEY_free(f->key);
+    memset(f, 0, sizeof(*f));
+}
+
+/* The SVID in use, if it came from the CA and is valid now: what a renewal presents. */
+static void from_current(struct sc_ca *ca)
+{
+    const struct sc_identity *id = ca->sc->id;
+    int64_t now = mw_clock_now(NULL);
+    from_clear(&ca->from);
+    if (!id->from_ca || id->leaf == NULL || id->key == NULL || now < id->not_before ||
+        now >= id->not_after)
+        return;
+    STACK_OF(X509) *chain = id->chain != NULL ? X509_chain_up_ref(id->chain) : NULL;
+    if ((id->chain != NULL && chain == NULL) || X509_up_ref(id->leaf) != 1) {
+        sk_X509_pop_free(chain, X509_free);
+        return;
+    }
+    if (EVP_PKEY_up_ref(id->key) != 1) {
+        X509_free(id->leaf);
+        sk_X509_pop_free(chain, X509_free);
+        return;
+    }
+    ca->from = (struct sc_renew_from){id->leaf, chain, id->key};
+}
 
 static void set_gauges(struct sc_ca *ca)
 {
@@ -374,8 +512,6 @@ static void schedule_renewal(struct sc_ca *ca)
     double at = life * cfg->rotation_fraction * (1 + cfg->rotation_jitter * (2 * uniform() - 1));
     int64_t from = id->received_at > id->not_before ? id->received_at : id->not_before;
     double delay = (double)from + at - (double)mw_clock_now(NULL);
-    if (cfg->credential_kind == MW_CA_CRED_JOIN && ca->join_warned)
-        delay = (double)id->not_after - life * 0.1 - (double)mw_clock_now(NULL);
     if (delay < 0.5)
         delay = 0.5;
     ev_timer_stop(ca->sc->loop, &ca->renew);
@@ -402,7 +538,7 @@ static void schedule_retry(struct sc_ca *ca)
 static void *worker(void *arg)
 {
     struct sc_ca *ca = arg;
-    sc_ca_job_run(&ca->job);
+    job_run(&ca->job, ca->from.leaf != NULL ? &ca->from : NULL);
     ev_async_send(ca->sc->loop, &ca->done);
     return NULL;
 }
@@ -416,9 +552,12 @@ static void spawn(struct sc_ca *ca, bool want_svid)
         sc_ca_job_clear(&ca->job);
         return;
     }
+    if (want_svid)
+        from_current(ca);
     if (pthread_create(&ca->thread, NULL, worker, ca) != 0) {
         mw_log_error("sidecar", "%s", "CA exchange not started: no thread");
         sc_ca_job_clear(&ca->job);
+        from_clear(&ca->from);
         if (want_svid) {
             ca->failures++;
             ca->retries++;
@@ -523,6 +662,7 @@ static void done_cb(struct ev_loop *loop, ev_async *w, int revents)
         return;
     (void)pthread_join(ca->thread, NULL);
     ca->busy = false;
+    from_clear(&ca->from);
     struct sc_ca_job *job = &ca->job;
     bool renewal = job->want_svid;
     ca->reachable = job->reached && job->ok;
@@ -546,8 +686,12 @@ static void done_cb(struct ev_loop *loop, ev_async *w, int revents)
         if (expired && !ca->expired_warned)
             mw_log_error("sidecar",
                          "SVID expired at %s and not renewed (%s): /readyz is 503 and "
-                         "new handshakes are refused until the CA answers",
-                         exp, job->error);
+                         "new handshakes are refused until the CA answers%s",
+                         exp, job->error,
+                         ca->sc->cfg->credential_kind == MW_CA_CRED_JOIN
+                             ? "; with no valid SVID to present, the sidecar posts its "
+                               "credential file: put a new join token there"
+                             : "");
         else if (!expired)
             mw_log_warn("sidecar", "SVID renewal failed (%s); serving with the SVID valid until %s",
                         job->error, exp);
@@ -570,21 +714,6 @@ static void renew_cb(struct ev_loop *loop, ev_timer *w, int revents)
     const struct mw_sidecar_config *cfg = ca->sc->cfg;
     if (cfg->id_mode != SC_ID_CA)
         return;
-    if (cfg->credential_kind == MW_CA_CRED_JOIN) {
-        /* Spending the token again would only be refused: say when the SVID ends instead. */
-        char exp[32];
-        mw_time_format(ca->sc->id->not_after, exp, sizeof(exp));
-        mw_log_warn("sidecar",
-                    "SVID %s expires at %s and cannot be renewed with a join token "
-                    "(single use): restart the sidecar with a new token, or use "
-                    "credentialKind k8s-sat",
-                    ca->sc->id->spiffe_id, exp);
-        if (!ca->join_warned) {
-            ca->join_warned = true;
-            schedule_renewal(ca);
-        }
-        return;
-    }
     if (ca->busy) {
         ca->renew_pending = true;
         return;
@@ -634,6 +763,7 @@ void sc_ca_stop(struct mw_sidecar *sc)
     ev_timer_stop(sc->loop, &ca->refresh);
     ev_async_stop(sc->loop, &ca->done);
     sc_ca_job_clear(&ca->job);
+    from_clear(&ca->from);
     free(ca);
     sc->ca = NULL;
 }

@@ -525,8 +525,29 @@ static mw_result parse_outbound(struct mw_sidecar_config *c, const struct mw_nod
         const struct mw_node *s = mw_node_item(ss, i);
         static const char *const skeys[] = {"name",     "port",      "endpoints",
                                             "spiffeId", "localPort", NULL};
-        MW_GUARD(check_keys(s, "a service", skeys));
+        static const char *const ckeys[] = {"name", "port", "localPort", NULL};
         struct sc_service *sv = &c->services[i];
+        if (c->control_url != NULL) {
+            /*
+             * Control mode: a local listener for a service of the control plane's
+             * registry, which says where it is and who it must be.
+             */
+            if (mw_node_get(s, "endpoints") != NULL || mw_node_get(s, "spiffeId") != NULL)
+                return fail_at(s, "%s",
+                               "in control mode a service names only name, port and localPort: "
+                               "endpoints and spiffeId come from the control plane (MeshService)");
+            MW_GUARD(check_keys(s, "a service", ckeys));
+            MW_GUARD(get_str(c, s, "name", true, &sv->name));
+            MW_GUARD(get_port(s, "port", true, &sv->port));
+            MW_GUARD(get_port(s, "localPort", true, &sv->local_port));
+            for (size_t j = 0; j < i; j++)
+                if ((strcmp(c->services[j].name, sv->name) == 0 &&
+                     c->services[j].port == sv->port) ||
+                    c->services[j].local_port == sv->local_port)
+                    return fail_at(s, "service \"%s\" or its localPort is listed twice", sv->name);
+            continue;
+        }
+        MW_GUARD(check_keys(s, "a service", skeys));
         MW_GUARD(get_str(c, s, "name", true, &sv->name));
         MW_GUARD(get_port(s, "port", true, &sv->port));
         MW_GUARD(get_port(s, "localPort", false, &sv->local_port));
@@ -647,38 +668,69 @@ static mw_result check_header(const struct mw_node *root, const char *kind)
     return MW_SUCCESS;
 }
 
+/* One EgressPolicy document. */
+static mw_result egress_doc(struct mw_sidecar_config *c, const struct mw_node *root)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    static const char *const skeys[] = {"egress", NULL};
+    MW_GUARD(check_keys(root, "an EgressPolicy", keys));
+    MW_GUARD(check_header(root, "EgressPolicy"));
+    const struct mw_node *spec = mw_node_get(root, "spec"), *list = NULL;
+    MW_GUARD(check_keys(spec, "spec", skeys));
+    MW_GUARD(get_seq(spec, "egress", &list));
+    return list != NULL ? add_egress_list(c, list) : MW_SUCCESS;
+}
+
 /* An EgressPolicy file: every document an EgressPolicy. */
 static mw_result load_egress_file(struct mw_sidecar_config *c, const char *path)
 {
     struct mw_docs *docs;
     MW_GUARD(mw_yaml_load_file(path, &cfg_limits, &docs));
     mw_result r = MW_SUCCESS;
-    for (size_t i = 0; i < mw_docs_count(docs) && mw_ok(r); i++) {
-        const struct mw_node *root = mw_docs_root(docs, i);
-        if (root == NULL)
-            continue;
-        static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
-        static const char *const skeys[] = {"egress", NULL};
-        r = check_keys(root, "an EgressPolicy", keys);
-        if (mw_ok(r))
-            r = check_header(root, "EgressPolicy");
-        const struct mw_node *spec = mw_node_get(root, "spec"), *list = NULL;
-        if (mw_ok(r))
-            r = check_keys(spec, "spec", skeys);
-        if (mw_ok(r))
-            r = get_seq(spec, "egress", &list);
-        if (mw_ok(r) && list != NULL)
-            r = add_egress_list(c, list);
-    }
+    for (size_t i = 0; i < mw_docs_count(docs) && mw_ok(r); i++)
+        if (mw_docs_root(docs, i) != NULL)
+            r = egress_doc(c, mw_docs_root(docs, i));
     mw_docs_free(docs);
     return r;
 }
 
+/* spec.control: the control plane this sidecar follows (docs/sidecar.md "Control mode"). */
+static mw_result parse_control(struct mw_sidecar_config *c, const struct mw_node *spec)
+{
+    const struct mw_node *ctl = mw_node_get(spec, "control");
+    if (ctl == NULL)
+        return MW_SUCCESS;
+    static const char *const keys[] = {"url", "pollTimeout", NULL};
+    if (mw_node_kind(ctl) != MW_NODE_MAP)
+        return fail_at(ctl, "%s", "\"control\" must be a map {url, pollTimeout}");
+    MW_GUARD(check_keys(ctl, "control", keys));
+    if (c->id_mode != SC_ID_CA)
+        return fail_at(ctl, "%s",
+                       "control needs identity mode ca: the control plane knows a sidecar by "
+                       "the SVID its CA issued");
+    MW_GUARD(get_str(c, ctl, "url", true, &c->control_url));
+    if (strncmp(c->control_url, "https://", 8) != 0 || c->control_url[8] == '\0' ||
+        strlen(c->control_url) > 1024)
+        return fail_at(mw_node_get(ctl, "url"), "url \"%.100s\": want https://HOST:PORT",
+                       c->control_url);
+    c->control_wait = 30;
+    MW_GUARD(get_seconds(ctl, "pollTimeout", &c->control_wait));
+    if (c->control_wait < 1 || c->control_wait > 300)
+        return fail_at(mw_node_get(ctl, "pollTimeout"), "%s", "pollTimeout must be 1s..5m");
+    /* What the control plane sends is not also read from files: one source of truth. */
+    static const char *const theirs[] = {"policies", "egress", "egressFiles", NULL};
+    for (size_t i = 0; theirs[i] != NULL; i++)
+        if (mw_node_get(spec, theirs[i]) != NULL)
+            return fail_at(mw_node_get(spec, theirs[i]),
+                           "\"%s\" comes from the control plane in control mode", theirs[i]);
+    return MW_SUCCESS;
+}
+
 static mw_result parse_spec(struct mw_sidecar_config *c, const struct mw_node *spec)
 {
-    static const char *const keys[] = {"workload", "identity",    "inbound",  "outbound",
-                                       "egress",   "egressFiles", "policies", "mesh",
-                                       "admin",    "accessLog",   "timeouts", NULL};
+    static const char *const keys[] = {
+        "workload", "identity", "inbound",   "outbound", "egress",  "egressFiles", "policies",
+        "mesh",     "admin",    "accessLog", "timeouts", "control", NULL};
     MW_GUARD(check_keys(spec, "spec", keys));
     if (mw_node_get(spec, "workload") == NULL)
         return fail_at(spec, "%s", "missing required key \"workload\"");
@@ -691,6 +743,7 @@ static mw_result parse_spec(struct mw_sidecar_config *c, const struct mw_node *s
     c->out_address = "127.0.0.1";
     if (mw_node_get(spec, "inbound") != NULL)
         MW_GUARD(parse_inbound(c, mw_node_get(spec, "inbound")));
+    MW_GUARD(parse_control(c, spec));
     if (mw_node_get(spec, "outbound") != NULL)
         MW_GUARD(parse_outbound(c, mw_node_get(spec, "outbound")));
 
@@ -959,6 +1012,154 @@ void sc_mesh(const struct mw_sidecar_config *cfg, struct mw_policy_mesh *mesh)
     mesh->path_norm = cfg->path_norm;
 }
 
+/* ---------------------------------------------------------------- control mode */
+
+/* What the control plane may send: 16 MiB of documents (the sidecar's own file is smaller). */
+static const struct mw_conf_limits mesh_limits = {
+    .max_bytes = 16 << 20,
+    .max_depth = 64,
+    .max_nodes = 2000000,
+    .max_scalar = 1 << 20,
+    .max_docs = 100000,
+};
+
+enum mesh_kind { MESH_POLICY = 1, MESH_EGRESS, MESH_SERVICE };
+
+static enum mesh_kind mesh_kind(const struct mw_node *root)
+{
+    const char *api = mw_node_str(mw_node_get(root, "apiVersion"));
+    const char *k = mw_node_str(mw_node_get(root, "kind"));
+    if (api != NULL && k != NULL && strcmp(api, API_VERSION) == 0) {
+        if (strcmp(k, "EgressPolicy") == 0)
+            return MESH_EGRESS;
+        if (strcmp(k, "MeshService") == 0)
+            return MESH_SERVICE;
+    }
+    /* Everything else goes to the policy loader, which names what it refuses. */
+    return MESH_POLICY;
+}
+
+/* MeshService: spec {host, port, endpoints, spiffeId} -> a registry entry. */
+static mw_result mesh_service(struct mw_sidecar_config *c, const struct mw_node *root,
+                              struct sc_service *sv)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    static const char *const skeys[] = {"host", "port", "endpoints", "spiffeId", NULL};
+    MW_GUARD(check_keys(root, "a MeshService", keys));
+    const struct mw_node *spec = mw_node_get(root, "spec");
+    MW_GUARD(check_keys(spec, "a MeshService spec", skeys));
+    memset(sv, 0, sizeof(*sv));
+    MW_GUARD(get_str(c, spec, "host", true, &sv->name));
+    MW_GUARD(get_port(spec, "port", true, &sv->port));
+    MW_GUARD(get_str(c, spec, "spiffeId", true, &sv->spiffe_id));
+    struct mw_spiffe_id id;
+    if (mw_failed(mw_spiffe_id_parse(mw_slice_cstr(sv->spiffe_id), &id, NULL)))
+        return fail_at(mw_node_get(spec, "spiffeId"), "spiffeId: %s", mw_error_msg());
+    const struct mw_node *eps;
+    MW_GUARD(get_seq(spec, "endpoints", &eps));
+    if (eps == NULL || mw_node_len(eps) == 0)
+        return fail_at(spec, "service \"%s\" needs at least one endpoint", sv->name);
+    sv->n_endpoints = mw_node_len(eps);
+    MW_GUARD(alloc_array(c, sv->n_endpoints, sizeof(*sv->endpoints), (void **)&sv->endpoints));
+    for (size_t j = 0; j < sv->n_endpoints; j++)
+        MW_GUARD(parse_endpoint(mw_node_item(eps, j), &sv->endpoints[j]));
+    return MW_SUCCESS;
+}
+
+mw_result sc_config_apply_mesh(struct mw_sidecar_config *c, mw_slice text)
+{
+    MW_ENSURE(c->control_url != NULL, MW_E_INPUT, "not in control mode");
+    struct mw_docs *docs;
+    MW_GUARD(mw_yaml_load(text, "control plane", &mesh_limits, &docs));
+    size_t n_svc = 0;
+    for (size_t i = 0; i < mw_docs_count(docs); i++)
+        n_svc += mw_docs_root(docs, i) != NULL && mesh_kind(mw_docs_root(docs, i)) == MESH_SERVICE;
+    /* The file's services (local listeners) first, then the rest of the registry. */
+    size_t n_local = c->n_services;
+    mw_result r = n_svc + n_local <= MAX_ITEMS ? MW_SUCCESS : MW_FAILURE;
+    if (mw_failed(r))
+        mw_error_set(MW_E_LIMIT, "more than %d services from the control plane", MAX_ITEMS);
+    struct sc_service *all = NULL;
+    if (mw_ok(r))
+        r = alloc_array(c, n_svc + n_local, sizeof(*all), (void **)&all);
+    if (mw_ok(r) && n_local > 0)
+        memcpy(all, c->services, n_local * sizeof(*all));
+    if (mw_ok(r))
+        c->services = all;
+    for (size_t i = 0; i < mw_docs_count(docs) && mw_ok(r); i++) {
+        const struct mw_node *root = mw_docs_root(docs, i);
+        if (root == NULL)
+            continue;
+        switch (mesh_kind(root)) {
+        case MESH_EGRESS:
+            r = egress_doc(c, root);
+            break;
+        case MESH_SERVICE: {
+            struct sc_service *sv = &c->services[c->n_services];
+            r = mesh_service(c, root, sv);
+            size_t dup = c->n_services;
+            for (size_t j = 0; mw_ok(r) && j < c->n_services; j++)
+                if (strcmp(c->services[j].name, sv->name) == 0 && c->services[j].port == sv->port)
+                    dup = j;
+            if (mw_failed(r))
+                break;
+            if (dup < n_local && c->services[dup].spiffe_id == NULL) {
+                /* The registry entry of a service the file gives a local listener. */
+                c->services[dup].endpoints = sv->endpoints;
+                c->services[dup].n_endpoints = sv->n_endpoints;
+                c->services[dup].spiffe_id = sv->spiffe_id;
+            } else if (dup < c->n_services) {
+                r = fail_at(root, "service \"%s\" is listed twice", sv->name);
+            } else {
+                c->n_services++;
+            }
+            break;
+        }
+        case MESH_POLICY:
+            break; /* compiled by sc_policies_load */
+        }
+    }
+    for (size_t i = 0; i < n_local && mw_ok(r); i++) {
+        if (c->services[i].spiffe_id == NULL) {
+            mw_error_set(MW_E_INPUT,
+                         "service %s:%u (localPort %u) is not in the control plane's registry",
+                         c->services[i].name, c->services[i].port, c->services[i].local_port);
+            r = MW_FAILURE;
+        }
+    }
+    mw_docs_free(docs);
+    if (mw_ok(r)) {
+        char *copy = own(c, malloc(text.n + 1));
+        if (copy == NULL) {
+            mw_error_set(MW_E_NOMEM, "out of memory");
+            return MW_FAILURE;
+        }
+        memcpy(copy, text.p, text.n);
+        copy[text.n] = '\0';
+        c->mesh_text = copy;
+        c->mesh_len = text.n;
+    }
+    return r;
+}
+
+/* The policy documents the control plane sent. */
+static mw_result add_mesh_policies(const struct mw_sidecar_config *cfg, struct mw_policy_set *s)
+{
+    struct mw_docs *docs;
+    MW_GUARD(mw_yaml_load(mw_slice_make(cfg->mesh_text, cfg->mesh_len), "control plane",
+                          &mesh_limits, &docs));
+    mw_result r = MW_SUCCESS;
+    for (size_t i = 0; i < mw_docs_count(docs) && mw_ok(r); i++) {
+        const struct mw_node *root = mw_docs_root(docs, i);
+        if (root != NULL && mesh_kind(root) == MESH_POLICY)
+            r = mw_policy_set_add_doc(s, root);
+    }
+    mw_docs_free(docs);
+    return r;
+}
+
+/* ---------------------------------------------------------------- policies (compiled) */
+
 mw_result sc_policies_load(const struct mw_sidecar_config *cfg, struct mw_policy_set **set,
                            struct mw_policy_engine **engine)
 {
@@ -969,6 +1170,10 @@ mw_result sc_policies_load(const struct mw_sidecar_config *cfg, struct mw_policy
             mw_policy_set_free(s);
             return MW_FAILURE;
         }
+    }
+    if (cfg->mesh_text != NULL && mw_failed(add_mesh_policies(cfg, s))) {
+        mw_policy_set_free(s);
+        return MW_FAILURE;
     }
     struct mw_policy_mesh mesh;
     sc_mesh(cfg, &mesh);

@@ -225,6 +225,9 @@ static mw_result state_load(struct mw_sidecar *sc, const char *path, struct sc_s
 {
     memset(s, 0, sizeof(*s));
     mw_result r = mw_sidecar_config_load(path, &s->cfg);
+    /* Control mode: the documents of the version in use (none before the first answer). */
+    if (mw_ok(r) && s->cfg->control_url != NULL && sc->control != NULL)
+        r = sc_config_apply_mesh(s->cfg, sc_control_docs(sc));
     if (mw_ok(r))
         r = sc_policies_load(s->cfg, &s->set, &s->engine);
     if (mw_ok(r)) {
@@ -281,7 +284,7 @@ static void log_ports(const struct mw_sidecar *sc)
     }
 }
 
-static void reload(struct mw_sidecar *sc)
+static bool reload(struct mw_sidecar *sc)
 {
     struct sc_state s;
     const char *path = sc->cfg->path;
@@ -289,14 +292,14 @@ static void reload(struct mw_sidecar *sc)
         sc->reload_failures++;
         mw_log_error("sidecar", "reload refused, still serving the previous configuration: %s",
                      mw_error_msg());
-        return;
+        return false;
     }
     if (!same_listeners(sc->cfg, s.cfg)) {
         sc->reload_failures++;
         mw_log_error("sidecar", "reload refused: listening addresses or ports changed (restart "
                                 "for that)");
         state_free(&s);
-        return;
+        return false;
     }
     state_swap(sc, &s);
     state_free(&s);
@@ -305,6 +308,12 @@ static void reload(struct mw_sidecar *sc)
     mw_log_info("sidecar", "reloaded: identity %s, %zu policies", sc->id->spiffe_id,
                 mw_policy_set_count(sc->set));
     log_ports(sc);
+    return true;
+}
+
+bool sc_reload_for_control(struct mw_sidecar *sc)
+{
+    return reload(sc);
 }
 
 /* ---------------------------------------------------------------- file watch */
@@ -371,7 +380,7 @@ static void watch_arm(void)
 
 static void reload_and_rearm(struct mw_sidecar *sc)
 {
-    reload(sc);
+    (void)reload(sc);
     watch_arm();
 }
 
@@ -423,7 +432,19 @@ mw_result mw_sidecar_run(const char *config_path)
     /* Refuse to start without a valid SVID: state_load verifies it. */
     MW_GUARD(state_load(&sc, config_path, &s));
     state_swap(&sc, &s);
-    mw_result r = mw_metrics_new(&sc.metrics);
+    mw_result r = MW_SUCCESS;
+    if (sc.cfg->control_url != NULL) {
+        /* Control mode: nothing is served before the control plane's first answer applies. */
+        r = sc_control_first(&sc);
+        if (mw_ok(r))
+            r = state_load(&sc, config_path, &s);
+        if (mw_ok(r)) {
+            state_swap(&sc, &s);
+            state_free(&s);
+        }
+    }
+    if (mw_ok(r))
+        r = mw_metrics_new(&sc.metrics);
     if (mw_ok(r))
         r = listeners_open(&sc);
     if (mw_ok(r) && sc.cfg->admin_port != 0) {
@@ -447,6 +468,8 @@ mw_result mw_sidecar_run(const char *config_path)
     }
     if (mw_ok(r))
         r = sc_ca_start(&sc);
+    if (mw_ok(r))
+        sc_control_start(&sc);
     if (mw_ok(r)) {
         open_access_log(&sc);
         log_ports(&sc);
@@ -470,6 +493,7 @@ mw_result mw_sidecar_run(const char *config_path)
         ev_signal_stop(sc.loop, &intr);
         mw_log_info("sidecar", "stopped");
     }
+    sc_control_stop(&sc);
     sc_ca_stop(&sc);
     sc_conns_close_all(&sc);
     sc_pool_flush(&sc);

@@ -14,9 +14,9 @@ run_mode() { # run_mode LABEL ARGS...
   shift
   timeout 300 bash "$root/scripts/demo.sh" "$MESHWARD" --check "$@" </dev/null >"$out" 2>&1
   local rc=$?
-  if [ $rc -eq 0 ] && grep -q "demo: 12 passed, 0 failed" "$out"; then
+  if [ $rc -eq 0 ] && grep -q "demo: 13 passed, 0 failed" "$out"; then
     passed=$((passed + 1))
-    echo "ok: demo ($label): 12 outcomes as expected"
+    echo "ok: demo ($label): 13 outcomes as expected"
   else
     failed=$((failed + 1))
     echo "FAIL: demo ($label) exited $rc:"

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Control mode on 127.0.0.1: `meshward control` (the CA service plus GET /v1/config) with a mesh
+# directory, a server sidecar and a client sidecar in CA + control mode, a backend and a local
+# "external" server. Checks: /v1/config answers only to a client SVID, only that workload's
+# namespace (and the root namespace), long-polls 304 when nothing changed; policies, the service
+# registry and egress declarations from the control plane decide traffic; editing the mesh
+# directory changes decisions within seconds without restarting a sidecar; a broken edit is
+# refused and the previous version keeps serving; with the control plane stopped traffic goes on
+# and meshward_control_reachable is 0, and 1 again once it is back; no control plane, no start.
+set -u
+MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
+W=$(mktemp -d)
+PIDS=()
+CTL_PID=
+cleanup() {
+    [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ -n "$CTL_PID" ] && wait "$CTL_PID" 2>/dev/null
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+finish() {
+    if [ "$fail" != 0 ]; then
+        echo "--- control"; tail -n 20 ctl.err
+        echo "--- server sidecar"; tail -n 15 server.out
+        echo "--- client sidecar"; tail -n 15 client.out
+    fi
+    echo "$pass passed, $fail failed"
+    [ "$fail" = 0 ]
+    exit
+}
+
+read -r CTLP APP EXT S_IN S_ADMIN C_OUT C_ADMIN < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(7)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+TD=cluster.local
+cd "$W" || exit 1
+
+"$MESHWARD" ca init --trust-domain $TD --out ca >/dev/null || { echo "ca init failed"; exit 1; }
+"$MESHWARD" log keygen --name $TD/issuance --out lk >/dev/null || { echo "log keygen failed"; exit 1; }
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+openssl genrsa -out k8s.key 2048 2>/dev/null
+n=$(openssl rsa -in k8s.key -noout -modulus 2>/dev/null | cut -d= -f2 | xxd -r -p | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}' "$n" >k8s.jwks
+k8s_token() { # NAMESPACE SA FILE
+    local now h p s
+    now=$(date +%s)
+    h=$(printf '{"alg":"RS256","kid":"k1","typ":"JWT"}' | b64url)
+    p=$(printf '{"iss":"https://k8s.example","aud":["meshward-ca"],"sub":"system:serviceaccount:%s:%s","iat":%d,"nbf":%d,"exp":%d}' \
+        "$1" "$2" "$((now - 5))" "$((now - 5))" "$((now + 3600))" | b64url)
+    s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign k8s.key | b64url)
+    printf '%s.%s.%s\n' "$h" "$p" "$s" >"$3"
+    chmod 600 "$3"
+}
+k8s_token foo server server.tok
+k8s_token foo client client.tok
+k8s_token foo probe probe.tok
+k8s_token bar other other.tok
+
+# ---------------------------------------------------------------- the mesh directory
+mkdir mesh
+cat >mesh/registry.yaml <<EOF
+apiVersion: meshward.io/v1alpha1
+kind: MeshService
+metadata: {name: server, namespace: foo}
+spec:
+  host: server.foo
+  port: 80
+  endpoints: ["127.0.0.1:$S_IN"]
+  spiffeId: spiffe://$TD/ns/foo/sa/server
+EOF
+write_policy() { # the paths the client may GET
+    cat >mesh/foo-authz.yaml.tmp <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: server-allow, namespace: foo}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["$TD/ns/foo/sa/client"]}}]
+    to: [{operation: {methods: [GET], paths: [$1]}}]
+EOF
+    mv mesh/foo-authz.yaml.tmp mesh/foo-authz.yaml
+}
+write_policy '"/allowed/*"'
+cat >mesh/mesh-wide.yaml <<EOF
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: meshward.io/v1alpha1
+kind: EgressPolicy
+metadata: {name: ext, namespace: foo}
+spec:
+  egress:
+  - {cidr: 127.0.0.1/32, ports: [$EXT]}
+EOF
+cat >mesh/bar.yaml <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bar-secret-policy, namespace: bar}
+spec: {action: DENY, rules: [{to: [{operation: {paths: ["/bar"]}}]}]}
+EOF
+
+start_control() {
+    "$MESHWARD" control --mesh mesh --config ca/ca.yaml --listen 127.0.0.1:$CTLP --log log \
+        --log-key lk/log.key --db ca.db --allow-unregistered \
+        --k8s-jwks k8s.jwks --k8s-issuer https://k8s.example --k8s-audience meshward-ca \
+        >>ctl.out 2>>ctl.err &
+    CTL_PID=$!
+    for _ in $(seq 1 100); do
+        curl -sk "https://127.0.0.1:$CTLP/healthz" 2>/dev/null | grep -qx ok && return 0
+        kill -0 "$CTL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "meshward control did not start: $(cat ctl.err)"
+    return 1
+}
+
+# A mesh directory that does not load: no start, and the file named.
+mkdir badmesh
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n' >badmesh/cm.yaml
+"$MESHWARD" control --mesh badmesh --config ca/ca.yaml --listen 127.0.0.1:0 --log badlog \
+    --log-key lk/log.key --db bad.db >/dev/null 2>bad.err
+rc=$?
+check "control refuses a mesh directory that does not load (exit $rc)" \
+    '[ $rc = 1 ] && grep -q "cm.yaml:1:1: not a kind the control plane distributes" bad.err'
+"$MESHWARD" ca serve --mesh mesh --config ca/ca.yaml --listen 127.0.0.1:0 --log badlog \
+    --log-key lk/log.key --db bad.db >/dev/null 2>&1
+check "ca serve refuses --mesh (usage)" '[ $? = 2 ]'
+
+start_control || exit 1
+
+# ---------------------------------------------------------------- GET /v1/config by hand
+"$MESHWARD" ca request --server https://127.0.0.1:$CTLP --bundle ca/bundle.pem \
+    --credential-kind k8s-sat --token-file probe.tok --key-out probe.key --cert-out probe.pem \
+    >/dev/null 2>&1 || { echo "ca request failed"; exit 1; }
+"$MESHWARD" ca request --server https://127.0.0.1:$CTLP --bundle ca/bundle.pem \
+    --credential-kind k8s-sat --token-file other.tok --key-out other.key --cert-out other.pem \
+    >/dev/null 2>&1 || { echo "ca request failed"; exit 1; }
+get() { # CERT-BASENAME QUERY -> body; status in $W/status
+    curl -sk -o body.json -w '%{http_code}' ${1:+--cert $1.pem --key $1.key} \
+        "https://127.0.0.1:$CTLP/v1/config$2" >status 2>/dev/null
+    cat body.json 2>/dev/null
+}
+get "" "?since=0" >/dev/null
+check "no client certificate: 401" '[ "$(cat status)" = 401 ]'
+get probe "?since=0" >probe.json
+check "a workload SVID: 200" '[ "$(cat status)" = 200 ]'
+check "the answer names the caller" \
+    '[ "$(jq -r .workload probe.json)" = "spiffe://'$TD'/ns/foo/sa/probe" ]'
+jq -r .documents probe.json >probe.docs
+check "foo gets its namespace's policy, egress, the root namespace and the registry" \
+    'grep -q server-allow probe.docs && grep -q "kind: EgressPolicy" probe.docs && grep -q "kind: PeerAuthentication" probe.docs && grep -q "kind: MeshService" probe.docs'
+check "foo does not get bar's policy" '! grep -q bar-secret-policy probe.docs'
+get other "?since=0" >other.json
+check "bar gets bar's policy and not foo's" \
+    'jq -r .documents other.json | grep -q bar-secret-policy && ! jq -r .documents other.json | grep -q server-allow'
+V=$(jq -r .version probe.json)
+get probe "?since=0&workload=spiffe://$TD/ns/foo/sa/server" >/dev/null
+check "asking for another workload: 403" '[ "$(cat status)" = 403 ]'
+t0=$(date +%s.%N)
+get probe "?since=$V&wait=2" >/dev/null
+t1=$(date +%s.%N)
+check "long-poll at the current version: 304 after the wait ($(echo "$t1 - $t0" | bc 2>/dev/null || true)s)" \
+    '[ "$(cat status)" = 304 ] && python3 -c "import sys; sys.exit(0 if 1.8 < $t1 - $t0 < 6 else 1)"'
+get probe "?since=$V&wait=x" >/dev/null
+check "a bad wait: 400" '[ "$(cat status)" = 400 ]'
+
+# ---------------------------------------------------------------- sidecars in control mode
+cat >app.py <<'EOF'
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = (sys.argv[2] + " " + self.path + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 app.py $APP app &
+PIDS+=($!)
+python3 app.py $EXT external &
+PIDS+=($!)
+for p in $APP $EXT; do
+    for _ in $(seq 1 100); do
+        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+            $p 2>/dev/null && break
+        sleep 0.1
+    done
+done
+
+sidecar_yaml() { # NAME TOKEN
+    cat <<EOF
+apiVersion: meshward.io/v1alpha1
+kind: SidecarConfig
+metadata: {name: $1}
+spec:
+  workload: {namespace: foo, serviceAccount: $1, labels: {app: $1}}
+  identity:
+    mode: ca
+    caURL: https://127.0.0.1:$CTLP
+    credentialFile: $2
+    credentialKind: k8s-sat
+    bundles: [{trustDomain: $TD, file: ca/bundle.pem}]
+  control: {url: "https://127.0.0.1:$CTLP", pollTimeout: 5s}
+EOF
+}
+{ sidecar_yaml server server.tok
+  printf '  inbound:\n    ports: [{port: %d, protocol: http, listenPort: %d, appPort: %d}]\n' $APP $S_IN $APP
+  printf '  admin: {port: %d}\n' $S_ADMIN
+} >server.yaml
+{ sidecar_yaml client client.tok
+  printf '  outbound: {port: %d}\n' $C_OUT
+  printf '  admin: {port: %d}\n' $C_ADMIN
+} >client.yaml
+
+# Configuration checks: control needs CA mode, and policies come from one place.
+sed 's/^  control:.*/&\n  policies: [x.yaml]/' client.yaml >twice.yaml
+"$MESHWARD" sidecar check-config twice.yaml >twice.out 2>&1
+check "control mode refuses local policies" 'grep -q "comes from the control plane in control mode" twice.out'
+
+# No control plane at the URL: no start.
+sed "s|url: \"https://127.0.0.1:$CTLP\"|url: \"https://127.0.0.1:1\"|" client.yaml >noctl.yaml
+timeout 30 "$MESHWARD" sidecar run --config noctl.yaml >noctl.out 2>&1
+rc=$?
+check "no control plane, no start (exit $rc)" \
+    '[ $rc != 0 ] && [ $rc != 124 ] && grep -q "no configuration from the control plane" noctl.out'
+
+"$MESHWARD" sidecar run --config server.yaml >server.out 2>&1 &
+PIDS+=($!)
+"$MESHWARD" sidecar run --config client.yaml >client.out 2>&1 &
+PIDS+=($!)
+ready() { curl -s "http://127.0.0.1:$1/readyz" 2>/dev/null | grep -qx ready; }
+for _ in $(seq 1 100); do ready $S_ADMIN && ready $C_ADMIN && break; sleep 0.1; done
+check "both sidecars ready" 'ready $S_ADMIN && ready $C_ADMIN'
+
+via() { # PATH [HOST:PORT] -> status
+    curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$C_OUT" "http://${2:-server.foo:80}$1" 2>/dev/null
+}
+metric() { # ADMIN-PORT NAME -> value
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+check "allowed by the control plane's policy: 200" '[ "$(via /allowed/x)" = 200 ]'
+s=$(via /other); check "not allowed: 403 (got $s)" "[ $s = 403 ]"
+check "egress declared by the control plane: 200" '[ "$(via / 127.0.0.1:$EXT)" = 200 ]'
+check "egress not declared: refused" '[ "$(via / 127.0.0.1:$APP)" != 200 ]'
+check "version in use is the control plane's" '[ "$(metric $S_ADMIN meshward_config_version)" = "$V" ]'
+check "control reachable" '[ "$(metric $C_ADMIN meshward_control_reachable)" = 1 ]'
+
+# An edit to the mesh directory: decisions change without a restart.
+write_policy '"/allowed/*", "/other"'
+for _ in $(seq 1 100); do [ "$(via /other)" = 200 ] && break; sleep 0.1; done
+check "after the edit, /other is allowed" '[ "$(via /other)" = 200 ]'
+check "the server applied a new version" \
+    '[ "$(metric $S_ADMIN meshward_config_updates_total)" = 1 ] && [ "$(metric $S_ADMIN meshward_config_version)" != "$V" ]'
+V2=$(metric $S_ADMIN meshward_config_version)
+
+# A broken edit: refused by the control plane; the previous version keeps serving.
+printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: broken, namespace: foo}\nspec: {action: MAYBE}\n' >mesh/broken.yaml
+for _ in $(seq 1 50); do grep -q "mesh not loaded" ctl.err && break; sleep 0.1; done
+check "the control plane refuses the broken file, naming it" 'grep -q "broken.yaml:" ctl.err'
+sleep 1
+check "sidecars keep the previous version" \
+    '[ "$(metric $S_ADMIN meshward_config_version)" = "$V2" ] && [ "$(via /other)" = 200 ]'
+rm mesh/broken.yaml
+
+# The control plane stopped: traffic goes on, the metric says so; back: reachable again.
+kill "$CTL_PID"; wait "$CTL_PID" 2>/dev/null; CTL_PID=
+for _ in $(seq 1 100); do [ "$(metric $C_ADMIN meshward_control_reachable)" = 0 ] && break; sleep 0.1; done
+check "control stopped: meshward_control_reachable 0" '[ "$(metric $C_ADMIN meshward_control_reachable)" = 0 ]'
+check "traffic goes on with the last version" '[ "$(via /allowed/y)" = 200 ] && [ "$(via /nope)" = 403 ]'
+start_control || finish
+for _ in $(seq 1 400); do [ "$(metric $C_ADMIN meshward_control_reachable)" = 1 ] && break; sleep 0.1; done
+check "control back: reachable 1" '[ "$(metric $C_ADMIN meshward_control_reachable)" = 1 ]'
+write_policy '"/allowed/*"'
+for _ in $(seq 1 100); do [ "$(via /other)" = 403 ] && break; sleep 0.1; done
+check "after the restart, edits apply again" '[ "$(via /other)" = 403 ]'
+finish
