@@ -116,9 +116,13 @@ static void h_config(const struct mw_http_request *req, struct mw_http_response 
     struct mw_control *c = arg;
     struct mw_spiffe_id peer;
     if (mw_failed(mw_ca_service_peer_id(c->ca, req, &peer))) {
-        respond_json_error(resp, 401,
-                           "GET /v1/config needs the workload's SVID as the client "
-                           "certificate");
+        /* None presented, or expired since the handshake: 401; no longer valid otherwise: 403. */
+        bool none = mw_error_code() == MW_E_PERM || mw_error_code() == MW_E_EXPIRED;
+        respond_json_error(resp, none ? 401 : 403,
+                           none ? "GET /v1/config needs the workload's valid SVID as the client "
+                                  "certificate"
+                                : "the client certificate is not a valid SVID of this trust "
+                                  "domain");
         return;
     }
     char id[sizeof(((struct waiter *)0)->id)];

@@ -82,16 +82,11 @@ mw_result sc_ca_job_init(struct sc_ca_job *job, const struct mw_sidecar_config *
     return sc_bundle_dup(pin, &job->pin);
 }
 
-struct ca_peer {
-    const struct mw_bundle *pin;
-    char want[MW_SPIFFE_ID_MAX + 1];
-    char why[512];
-};
-
-/* The CA presents an SVID under the pinned bundle, for spiffe://TD/meshward/ca. */
-static bool check_ca_peer(mw_slice chain, void *arg)
+/* The CA (or control plane) presents an SVID under the pinned bundle, for spiffe://TD/meshward/ca.
+ */
+bool sc_ca_peer_check(mw_slice chain, void *arg)
 {
-    struct ca_peer *pe = arg;
+    struct sc_ca_peer *pe = arg;
     struct mw_x509svid *svid = NULL;
     char got[MW_SPIFFE_ID_MAX + 1] = "";
     bool ok = false;
@@ -108,7 +103,7 @@ static bool check_ca_peer(mw_slice chain, void *arg)
     return ok;
 }
 
-static mw_result request(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct ca_peer *pe,
+static mw_result request(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe,
                          const char *method, const char *path, mw_slice body,
                          struct mw_http_client_response *resp)
 {
@@ -136,7 +131,7 @@ static mw_result request(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct c
     return MW_SUCCESS;
 }
 
-static mw_result fetch_bundle(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct ca_peer *pe)
+static mw_result fetch_bundle(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe)
 {
     struct mw_http_client_response resp;
     MW_GUARD(request(job, tls, pe, "GET", "/v1/bundle", mw_slice_make(NULL, 0), &resp));
@@ -247,7 +242,7 @@ static mw_result accept_svid(struct sc_ca_job *job, const char *chain_pem)
     return MW_SUCCESS;
 }
 
-static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct ca_peer *pe)
+static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe)
 {
     struct mw_dynbuf token, csr, body;
     mw_dynbuf_init_secure(&token, CRED_MAX);
@@ -312,10 +307,10 @@ struct sc_renew_from {
  * that SVID as a credential), as opposed to not being reached.
  */
 static mw_result renew_svid(struct sc_ca_job *job, const struct sc_renew_from *from,
-                            struct ca_peer *pe, bool *refused)
+                            struct sc_ca_peer *pe, bool *refused)
 {
     *refused = false;
-    struct mw_tls_config tc = {.peer_check = check_ca_peer, .peer_check_arg = pe};
+    struct mw_tls_config tc = {.peer_check = sc_ca_peer_check, .peer_check_arg = pe};
     struct mw_tls_ctx *tls = NULL;
     MW_GUARD(mw_tls_client_new_ossl(&tc, from->leaf, from->chain, from->key, &tls));
     struct mw_dynbuf csr, body;
@@ -383,9 +378,9 @@ static mw_result renew_svid(struct sc_ca_job *job, const struct sc_renew_from *f
 
 static void job_run(struct sc_ca_job *job, const struct sc_renew_from *from)
 {
-    struct ca_peer pe = {.pin = job->pin};
+    struct sc_ca_peer pe = {.pin = job->pin};
     snprintf(pe.want, sizeof(pe.want), "spiffe://%s%s", job->td, MW_CA_SERVICE_PATH);
-    struct mw_tls_config tc = {.peer_check = check_ca_peer, .peer_check_arg = &pe};
+    struct mw_tls_config tc = {.peer_check = sc_ca_peer_check, .peer_check_arg = &pe};
     struct mw_tls_ctx *tls = NULL;
     mw_result r = mw_tls_client_new(&tc, &tls);
     /* The bundle first: an SVID issued under a root added since start must verify. */

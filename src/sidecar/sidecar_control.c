@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <meshward/ca_service.h>
 #include <meshward/conf.h>
 
 #include "net/net_internal.h"
@@ -33,9 +34,8 @@ struct ctl_job {
     char url[1300];
     int timeout_ms;
     struct mw_tls_ctx *tls;
-    struct mw_bundle
-        *pin; /* the own trust domain's bundle: the control plane's SVID chains to it */
-    char want[MW_SPIFFE_ID_MAX + MW_SPIFFE_TD_MAX + 16];
+    struct mw_bundle *pin;  /* owned: the own trust domain's bundle */
+    struct sc_ca_peer peer; /* the control plane is the CA service: spiffe://TD/meshward/ca */
     /* results */
     bool reached;
     int status;
@@ -71,23 +71,6 @@ static void job_unref(struct ctl_job *j)
     free(j);
 }
 
-/* The control plane presents the CA service's SVID: spiffe://TD/meshward/ca under the pin. */
-static bool check_control_peer(mw_slice chain, void *arg)
-{
-    struct ctl_job *j = arg;
-    struct mw_x509svid *svid = NULL;
-    char got[sizeof(j->want)] = "";
-    bool ok = mw_ok(mw_x509svid_parse_der(chain, mw_slice_make(NULL, 0), &svid)) &&
-              mw_ok(mw_x509svid_verify(svid, j->pin, NULL)) &&
-              mw_spiffe_id_format(mw_x509svid_id(svid), got, sizeof(got)) &&
-              strcmp(got, j->want) == 0;
-    if (!ok)
-        snprintf(j->error, sizeof(j->error), "not the control plane (want %.200s): %.200s", j->want,
-                 got[0] ? got : mw_error_msg());
-    mw_x509svid_free(svid);
-    return ok;
-}
-
 /* {"version":N,"workload":ID,"documents":TEXT} */
 static mw_result parse_answer(struct ctl_job *j, mw_slice body)
 {
@@ -119,8 +102,8 @@ static void job_run(struct ctl_job *j)
     };
     struct mw_http_client_response resp;
     if (mw_failed(mw_http_client_request_url(j->url, &req, &resp))) {
-        if (j->error[0] == '\0')
-            snprintf(j->error, sizeof(j->error), "%s", mw_error_msg());
+        snprintf(j->error, sizeof(j->error), "%s",
+                 j->peer.why[0] != '\0' ? j->peer.why : mw_error_msg());
         return;
     }
     j->reached = true;
@@ -160,15 +143,16 @@ static mw_result job_new(struct sc_control *ctl, uint64_t since, double wait, st
              (unsigned long long)since, (unsigned)wait);
     /* The server holds the poll up to wait seconds; allow for the answer on top. */
     j->timeout_ms = (int)(wait * 1000) + 10000;
-    snprintf(j->want, sizeof(j->want), "spiffe://%s/meshward/ca", sc->cfg->td);
+    snprintf(j->peer.want, sizeof(j->peer.want), "spiffe://%s%s", sc->cfg->td, MW_CA_SERVICE_PATH);
     const struct mw_bundle *pin = sc_identity_bundle(sc->id, sc->cfg->td);
     mw_result r = pin != NULL ? sc_bundle_dup(pin, &j->pin) : MW_FAILURE;
     if (pin == NULL)
         mw_error_set(MW_E_INPUT, "no bundle for the own trust domain %s", sc->cfg->td);
     if (mw_ok(r)) {
+        j->peer.pin = j->pin;
         struct mw_tls_config tc = {
-            .peer_check = check_control_peer,
-            .peer_check_arg = j,
+            .peer_check = sc_ca_peer_check,
+            .peer_check_arg = &j->peer,
         };
         r = mw_tls_client_new_ossl(&tc, sc->id->leaf, sc->id->chain, sc->id->key, &j->tls);
     }

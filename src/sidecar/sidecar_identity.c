@@ -423,10 +423,20 @@ mw_result mw_sidecar_config_check(const struct mw_sidecar_config *cfg, struct mw
                            p->http ? "http" : "tcp", p->app_port, mw_policy_mtls_name(p->mtls),
                            p->mtls_policy ? p->mtls_policy : "default");
     }
-    for (size_t i = 0; mw_ok(r) && i < cfg->n_services; i++)
-        r = mw_dynbuf_addf(out, "service %s:%u -> %s (%zu endpoints)\n", cfg->services[i].name,
-                           cfg->services[i].port, cfg->services[i].spiffe_id,
-                           cfg->services[i].n_endpoints);
+    for (size_t i = 0; mw_ok(r) && i < cfg->n_services; i++) {
+        const struct sc_service *sv = &cfg->services[i];
+        if (sv->spiffe_id == NULL) /* control mode: the registry says where and who */
+            r = mw_dynbuf_addf(out, "service %s:%u on local port %u (from the control plane)\n",
+                               sv->name, sv->port, sv->local_port);
+        else
+            r = mw_dynbuf_addf(out, "service %s:%u -> %s (%zu endpoints)\n", sv->name, sv->port,
+                               sv->spiffe_id, sv->n_endpoints);
+    }
+    if (mw_ok(r) && cfg->control_url != NULL)
+        r = mw_dynbuf_addf(out,
+                           "control plane %s: policies, egress and the registry come from it "
+                           "(not checked here)\n",
+                           cfg->control_url);
     if (mw_ok(r))
         r = mw_dynbuf_addf(out, "policies: %zu (ALLOW %zu, DENY %zu); egress declarations: %zu\n",
                            mw_policy_set_count(set), mw_policy_engine_count(engine, "ALLOW"),

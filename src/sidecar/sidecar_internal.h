@@ -220,6 +220,14 @@ MW_RESULT sc_identity_tls(struct mw_sidecar *sc, struct sc_identity *id, struct 
 
 #define SC_CA_TIMEOUT_MS 5000 /* one exchange with the CA, connect to last byte */
 
+/* The peer check of every connection to the CA service (and the control plane on it). */
+struct sc_ca_peer {
+    const struct mw_bundle *pin;     /* the own trust domain's bundle */
+    char want[MW_SPIFFE_ID_MAX + 1]; /* spiffe://TD/meshward/ca */
+    char why[512];                   /* set when the check refuses */
+};
+bool sc_ca_peer_check(mw_slice chain, void *arg);
+
 /* What one exchange with the CA needs and gives; the worker thread shares nothing else. */
 struct sc_ca_job {
     char url[1100];

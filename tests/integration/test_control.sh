@@ -236,6 +236,11 @@ sed 's/^  control:.*/&\n  policies: [x.yaml]/' client.yaml >twice.yaml
 "$MESHWARD" sidecar check-config twice.yaml >twice.out 2>&1
 check "control mode refuses local policies" 'grep -q "comes from the control plane in control mode" twice.out'
 
+"$MESHWARD" sidecar check-config client.yaml >cc.out 2>&1
+rc=$?
+check "check-config in control mode says where policies come from (exit $rc)" \
+    '[ $rc = 0 ] && grep -q "control plane https://127.0.0.1:$CTLP: policies, egress and the registry come from it" cc.out'
+
 # No control plane at the URL: no start.
 sed "s|url: \"https://127.0.0.1:$CTLP\"|url: \"https://127.0.0.1:1\"|" client.yaml >noctl.yaml
 timeout 30 "$MESHWARD" sidecar run --config noctl.yaml >noctl.out 2>&1
