@@ -9,61 +9,20 @@
 # and meshward_control_reachable is 0, and 1 again once it is back; no control plane, no start.
 set -u
 MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
-W=$(mktemp -d)
-PIDS=()
-CTL_PID=
-cleanup() {
-    [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$CTL_PID" ] && wait "$CTL_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-finish() {
-    if [ "$fail" != 0 ]; then
-        echo "--- control"; tail -n 20 ctl.err
-        echo "--- server sidecar"; tail -n 15 server.out
-        echo "--- client sidecar"; tail -n 15 client.out
-    fi
-    echo "$pass passed, $fail failed"
-    [ "$fail" = 0 ]
-    exit
-}
-
-read -r CTLP APP EXT S_IN S_ADMIN C_OUT C_ADMIN < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(7)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+MESHWARD=$(cd "$(dirname "$MESHWARD")" && pwd)/$(basename "$MESHWARD")
+. "$(dirname "$0")/lib_mesh.sh"
+MESH_LOGS=(ctl.err server.out client.out)
+read -r CTLP APP EXT S_IN S_ADMIN C_OUT C_ADMIN < <(mesh_ports 7)
 TD=cluster.local
 cd "$W" || exit 1
 
 "$MESHWARD" ca init --trust-domain $TD --out ca >/dev/null || { echo "ca init failed"; exit 1; }
 "$MESHWARD" log keygen --name $TD/issuance --out lk >/dev/null || { echo "log keygen failed"; exit 1; }
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-openssl genrsa -out k8s.key 2048 2>/dev/null
-n=$(openssl rsa -in k8s.key -noout -modulus 2>/dev/null | cut -d= -f2 | xxd -r -p | b64url)
-printf '{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}' "$n" >k8s.jwks
-k8s_token() { # NAMESPACE SA FILE
-    local now h p s
-    now=$(date +%s)
-    h=$(printf '{"alg":"RS256","kid":"k1","typ":"JWT"}' | b64url)
-    p=$(printf '{"iss":"https://k8s.example","aud":["meshward-ca"],"sub":"system:serviceaccount:%s:%s","iat":%d,"nbf":%d,"exp":%d}' \
-        "$1" "$2" "$((now - 5))" "$((now - 5))" "$((now + 3600))" | b64url)
-    s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign k8s.key | b64url)
-    printf '%s.%s.%s\n' "$h" "$p" "$s" >"$3"
-    chmod 600 "$3"
-}
-k8s_token foo server server.tok
-k8s_token foo client client.tok
-k8s_token foo probe probe.tok
-k8s_token bar other other.tok
+mesh_k8s_issuer
+mesh_k8s_token foo server server.tok
+mesh_k8s_token foo client client.tok
+mesh_k8s_token foo probe probe.tok
+mesh_k8s_token bar other other.tok
 
 # ---------------------------------------------------------------- the mesh directory
 mkdir mesh
@@ -117,14 +76,8 @@ start_control() {
         --log-key lk/log.key --db ca.db --allow-unregistered \
         --k8s-jwks k8s.jwks --k8s-issuer https://k8s.example --k8s-audience meshward-ca \
         >>ctl.out 2>>ctl.err &
-    CTL_PID=$!
-    for _ in $(seq 1 100); do
-        curl -sk "https://127.0.0.1:$CTLP/healthz" 2>/dev/null | grep -qx ok && return 0
-        kill -0 "$CTL_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "meshward control did not start: $(cat ctl.err)"
-    return 1
+    CA_PID=$!
+    mesh_wait_health $CTLP ctl.err
 }
 
 # A mesh directory that does not load: no start, and the file named.
@@ -178,33 +131,8 @@ get probe "?since=$V&wait=x" >/dev/null
 check "a bad wait: 400" '[ "$(cat status)" = 400 ]'
 
 # ---------------------------------------------------------------- sidecars in control mode
-cat >app.py <<'EOF'
-import http.server, socketserver, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = (sys.argv[2] + " " + self.path + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-python3 app.py $APP app &
-PIDS+=($!)
-python3 app.py $EXT external &
-PIDS+=($!)
-for p in $APP $EXT; do
-    for _ in $(seq 1 100); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-            $p 2>/dev/null && break
-        sleep 0.1
-    done
-done
+mesh_backend $APP app
+mesh_backend $EXT external
 
 sidecar_yaml() { # NAME TOKEN
     cat <<EOF
@@ -287,7 +215,7 @@ check "sidecars keep the previous version" \
 rm mesh/broken.yaml
 
 # The control plane stopped: traffic goes on, the metric says so; back: reachable again.
-kill "$CTL_PID"; wait "$CTL_PID" 2>/dev/null; CTL_PID=
+kill "$CA_PID"; wait "$CA_PID" 2>/dev/null; CA_PID=
 for _ in $(seq 1 100); do [ "$(metric $C_ADMIN meshward_control_reachable)" = 0 ] && break; sleep 0.1; done
 check "control stopped: meshward_control_reachable 0" '[ "$(metric $C_ADMIN meshward_control_reachable)" = 0 ]'
 check "traffic goes on with the last version" '[ "$(via /allowed/y)" = 200 ] && [ "$(via /nope)" = 403 ]'

@@ -7,38 +7,10 @@
 # finds nothing wrong with the chains.
 set -u
 MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
-W=$(mktemp -d)
-PIDS=()
-CA_PID=
-cleanup() {
-    [ -n "$CA_PID" ] && kill "$CA_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$CA_PID" ] && wait "$CA_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-finish() {
-    if [ "$fail" != 0 ]; then
-        echo "--- server sidecar"; tail -n 15 server.out
-        echo "--- client sidecar"; tail -n 15 client.out
-        echo "--- CA"; tail -n 15 ca.err
-    fi
-    echo "$pass passed, $fail failed"
-    [ "$fail" = 0 ]
-    exit
-}
-
-read -r CAP APP S_IN S_ADMIN C_SVC C_ADMIN < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(6)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+MESHWARD=$(cd "$(dirname "$MESHWARD")" && pwd)/$(basename "$MESHWARD")
+. "$(dirname "$0")/lib_mesh.sh"
+MESH_LOGS=(server.out client.out ca.err)
+read -r CAP APP S_IN S_ADMIN C_SVC C_ADMIN < <(mesh_ports 6)
 TD=cluster.local
 cd "$W" || exit 1
 
@@ -73,36 +45,9 @@ EOF
 "$MESHWARD" ca serve --config ca/ca.yaml --listen 127.0.0.1:$CAP --log log --log-key lk/log.key \
     --db ca.db --registrations regs.yaml >ca.out 2>ca.err &
 CA_PID=$!
-up=no
-for _ in $(seq 1 100); do
-    curl -sk "https://127.0.0.1:$CAP/healthz" 2>/dev/null | grep -qx ok && { up=yes; break; }
-    sleep 0.1
-done
-[ $up = yes ] || { echo "ca serve did not start: $(cat ca.err)"; exit 1; }
+mesh_wait_health $CAP ca.err || exit 1
 
-cat >app.py <<'EOF'
-import http.server, socketserver, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-python3 app.py $APP &
-PIDS+=($!)
-for _ in $(seq 1 100); do
-    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-        $APP 2>/dev/null && break
-    sleep 0.1
-done
+mesh_backend $APP
 
 identity() { # TOKEN-FILE
     cat <<EOF

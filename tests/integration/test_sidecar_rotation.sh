@@ -7,62 +7,21 @@
 # count up; the CA comes back and reachable returns to 1. Also: no SVID, no start.
 set -u
 MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
-W=$(mktemp -d)
-PIDS=()
-CA_PID=
-cleanup() {
-    [ -n "$CA_PID" ] && kill "$CA_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$CA_PID" ] && wait "$CA_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-finish() {
-    if [ "$fail" != 0 ]; then
-        echo "--- server sidecar"; tail -n 15 server.out
-        echo "--- client sidecar"; tail -n 15 client.out
-    fi
-    echo "$pass passed, $fail failed"
-    [ "$fail" = 0 ]
-    exit
-}
-
-# Six free loopback ports, chosen by the kernel (the CA restarts on the same one).
-read -r CAP APP S_IN S_ADMIN C_SVC C_ADMIN < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(6)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+MESHWARD=$(cd "$(dirname "$MESHWARD")" && pwd)/$(basename "$MESHWARD")
+. "$(dirname "$0")/lib_mesh.sh"
+MESH_LOGS=(server.out client.out)
+read -r CAP APP S_IN S_ADMIN C_SVC C_ADMIN < <(mesh_ports 6)
 TD=cluster.local
 cd "$W" || exit 1
 
 # ---------------------------------------------------------------- the CA and a Kubernetes issuer
 "$MESHWARD" ca init --trust-domain $TD --out ca >/dev/null || { echo "ca init failed"; exit 1; }
 "$MESHWARD" log keygen --name $TD/issuance --out lk >/dev/null || { echo "log keygen failed"; exit 1; }
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-openssl genrsa -out k8s.key 2048 2>/dev/null
-n=$(openssl rsa -in k8s.key -noout -modulus 2>/dev/null | cut -d= -f2 | xxd -r -p | b64url)
-printf '{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}' "$n" >k8s.jwks
-k8s_token() { # NAMESPACE SA AUDIENCE FILE
-    local now h p s
-    now=$(date +%s)
-    h=$(printf '{"alg":"RS256","kid":"k1","typ":"JWT"}' | b64url)
-    p=$(printf '{"iss":"https://k8s.example","aud":["%s"],"sub":"system:serviceaccount:%s:%s","iat":%d,"nbf":%d,"exp":%d}' \
-        "$3" "$1" "$2" "$((now - 5))" "$((now - 5))" "$((now + 3600))" | b64url)
-    s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign k8s.key | b64url)
-    printf '%s.%s.%s\n' "$h" "$p" "$s" >"$4"
-    chmod 600 "$4"
-}
-k8s_token foo server meshward-ca server.tok
-k8s_token foo client meshward-ca client.tok
-k8s_token foo probe meshward-ca probe.tok
-k8s_token foo server other-audience wrong.tok
+mesh_k8s_issuer
+mesh_k8s_token foo server server.tok
+mesh_k8s_token foo client client.tok
+mesh_k8s_token foo probe probe.tok
+mesh_k8s_token foo server wrong.tok other-audience
 
 start_ca() {
     "$MESHWARD" ca serve --config ca/ca.yaml --listen 127.0.0.1:$CAP --log log --log-key lk/log.key \
@@ -70,41 +29,13 @@ start_ca() {
         --k8s-jwks k8s.jwks --k8s-issuer https://k8s.example --k8s-audience meshward-ca \
         >>ca.out 2>>ca.err &
     CA_PID=$!
-    for _ in $(seq 1 100); do
-        curl -sk "https://127.0.0.1:$CAP/healthz" 2>/dev/null | grep -qx ok && return 0
-        kill -0 "$CA_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "ca serve did not start: $(cat ca.err)"
-    return 1
+    mesh_wait_health $CAP ca.err
 }
 start_ca || exit 1
 
 # ---------------------------------------------------------------- backend and sidecars
-cat >app.py <<'EOF'
-import http.server, socketserver, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-python3 app.py $APP &
-PIDS+=($!)
 # The backend must be listening before the first request goes through the sidecars.
-for _ in $(seq 1 100); do
-    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-        $APP 2>/dev/null && break
-    sleep 0.1
-done
+mesh_backend $APP
 
 identity() { # TOKEN-FILE
     cat <<EOF
