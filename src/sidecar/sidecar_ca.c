@@ -242,43 +242,34 @@ static mw_result accept_svid(struct sc_ca_job *job, const char *chain_pem)
     return MW_SUCCESS;
 }
 
-static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe)
+/*
+ * POST body to path (/v1/svid or /v1/svid/renew) and accept the SVID in the
+ * answer. *status is the HTTP status when the CA answered, else 0.
+ */
+static mw_result post_for_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe,
+                               const char *path, mw_slice body, int *status)
 {
-    struct mw_dynbuf token, csr, body;
-    mw_dynbuf_init_secure(&token, CRED_MAX);
-    mw_dynbuf_init(&csr, MW_CA_SVID_REQUEST_MAX);
-    mw_dynbuf_init_secure(&body, MW_CA_SVID_REQUEST_MAX * 2);
-    json_t *doc = NULL;
+    *status = 0;
     struct mw_http_client_response resp;
-    bool have_resp = false;
-    mw_result r = read_credential(job, &token);
-    if (mw_ok(r))
-        r = make_key_and_csr(&job->key, &csr);
-    if (mw_ok(r))
-        r = request_body(job, mw_dynbuf_slice(&token), mw_dynbuf_slice(&csr), &body);
-    mw_dynbuf_free(&token);
-    if (mw_ok(r)) {
-        r = request(job, tls, pe, "POST", "/v1/svid", mw_dynbuf_slice(&body), &resp);
-        have_resp = mw_ok(r);
-    }
-    if (mw_ok(r)) {
-        struct mw_conf_limits lim = {.max_bytes = RESPONSE_MAX, .max_depth = 4};
-        if (mw_failed(mw_json_load(mw_dynbuf_slice(&resp.body), "response", &lim, &doc)) ||
-            !json_is_object(doc)) {
-            mw_error_set(MW_E_VERIFY, "POST /v1/svid: status %d, a body that is not JSON",
-                         resp.status);
-            r = MW_FAILURE;
-        } else if (resp.status != 200) {
-            const char *e = json_string_value(json_object_get(doc, "error"));
-            mw_error_set(MW_E_VERIFY, "POST /v1/svid refused (%d): %.300s", resp.status,
-                         e != NULL ? e : "(no reason given)");
-            r = MW_FAILURE;
-        }
+    MW_GUARD(request(job, tls, pe, "POST", path, body, &resp));
+    *status = resp.status;
+    json_t *doc = NULL;
+    mw_result r = MW_SUCCESS;
+    struct mw_conf_limits lim = {.max_bytes = RESPONSE_MAX, .max_depth = 4};
+    if (mw_failed(mw_json_load(mw_dynbuf_slice(&resp.body), "response", &lim, &doc)) ||
+        !json_is_object(doc)) {
+        mw_error_set(MW_E_VERIFY, "POST %s: status %d, a body that is not JSON", path, resp.status);
+        r = MW_FAILURE;
+    } else if (resp.status != 200) {
+        const char *e = json_string_value(json_object_get(doc, "error"));
+        mw_error_set(MW_E_VERIFY, "POST %s refused (%d): %.300s", path, resp.status,
+                     e != NULL ? e : "(no reason given)");
+        r = MW_FAILURE;
     }
     if (mw_ok(r)) {
         const char *chain = json_string_value(json_object_get(doc, "svid_chain"));
         if (chain == NULL) {
-            mw_error_set(MW_E_VERIFY, "%s", "POST /v1/svid: the response lacks svid_chain");
+            mw_error_set(MW_E_VERIFY, "POST %s: the response lacks svid_chain", path);
             r = MW_FAILURE;
         } else {
             r = accept_svid(job, chain);
@@ -287,8 +278,25 @@ static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struc
         }
     }
     json_decref(doc);
-    if (have_resp)
-        mw_http_client_response_free(&resp);
+    mw_http_client_response_free(&resp);
+    return r;
+}
+
+static mw_result fetch_svid(struct sc_ca_job *job, struct mw_tls_ctx *tls, struct sc_ca_peer *pe)
+{
+    struct mw_dynbuf token, csr, body;
+    mw_dynbuf_init_secure(&token, CRED_MAX);
+    mw_dynbuf_init(&csr, MW_CA_SVID_REQUEST_MAX);
+    mw_dynbuf_init_secure(&body, MW_CA_SVID_REQUEST_MAX * 2);
+    int status = 0;
+    mw_result r = read_credential(job, &token);
+    if (mw_ok(r))
+        r = make_key_and_csr(&job->key, &csr);
+    if (mw_ok(r))
+        r = request_body(job, mw_dynbuf_slice(&token), mw_dynbuf_slice(&csr), &body);
+    mw_dynbuf_free(&token);
+    if (mw_ok(r))
+        r = post_for_svid(job, tls, pe, "/v1/svid", mw_dynbuf_slice(&body), &status);
     mw_dynbuf_free(&csr);
     mw_dynbuf_free(&body);
     return r;
@@ -316,9 +324,7 @@ static mw_result renew_svid(struct sc_ca_job *job, const struct sc_renew_from *f
     struct mw_dynbuf csr, body;
     mw_dynbuf_init(&csr, MW_CA_SVID_REQUEST_MAX);
     mw_dynbuf_init(&body, MW_CA_SVID_REQUEST_MAX * 2);
-    json_t *doc = NULL;
-    struct mw_http_client_response resp;
-    bool have_resp = false;
+    int status = 0;
     mw_result r = make_key_and_csr(&job->key, &csr);
     if (mw_ok(r))
         r = mw_dynbuf_add_cstr(&body, "{\"csr\":");
@@ -329,38 +335,9 @@ static mw_result renew_svid(struct sc_ca_job *job, const struct sc_renew_from *f
     if (mw_ok(r))
         r = mw_dynbuf_add_cstr(&body, "}");
     if (mw_ok(r)) {
-        r = request(job, tls, pe, "POST", "/v1/svid/renew", mw_dynbuf_slice(&body), &resp);
-        have_resp = mw_ok(r);
+        r = post_for_svid(job, tls, pe, "/v1/svid/renew", mw_dynbuf_slice(&body), &status);
+        *refused = mw_failed(r) && (status == 401 || status == 403);
     }
-    if (mw_ok(r)) {
-        struct mw_conf_limits lim = {.max_bytes = RESPONSE_MAX, .max_depth = 4};
-        if (mw_failed(mw_json_load(mw_dynbuf_slice(&resp.body), "response", &lim, &doc)) ||
-            !json_is_object(doc)) {
-            mw_error_set(MW_E_VERIFY, "POST /v1/svid/renew: status %d, a body that is not JSON",
-                         resp.status);
-            r = MW_FAILURE;
-        } else if (resp.status != 200) {
-            const char *e = json_string_value(json_object_get(doc, "error"));
-            mw_error_set(MW_E_VERIFY, "POST /v1/svid/renew refused (%d): %.300s", resp.status,
-                         e != NULL ? e : "(no reason given)");
-            *refused = resp.status == 401 || resp.status == 403;
-            r = MW_FAILURE;
-        }
-    }
-    if (mw_ok(r)) {
-        const char *chain = json_string_value(json_object_get(doc, "svid_chain"));
-        if (chain == NULL) {
-            mw_error_set(MW_E_VERIFY, "%s", "POST /v1/svid/renew: the response lacks svid_chain");
-            r = MW_FAILURE;
-        } else {
-            r = accept_svid(job, chain);
-            if (mw_failed(r))
-                mw_error_prefix("the SVID from the CA: ");
-        }
-    }
-    json_decref(doc);
-    if (have_resp)
-        mw_http_client_response_free(&resp);
     mw_dynbuf_free(&csr);
     mw_dynbuf_free(&body);
     mw_tls_ctx_free(tls);
