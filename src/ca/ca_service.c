@@ -181,7 +181,10 @@ static void wipe_token_copy(json_t *doc)
         mw_wipe((char *)json_string_value(tok), json_string_length(tok));
 }
 
-mw_result mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out)
+/* The JSON object of a request body, bounded; then parse(doc, out). */
+static mw_result parse_body(mw_slice body,
+                            mw_result (*parse)(json_t *, struct mw_ca_svid_request *),
+                            struct mw_ca_svid_request *out)
 {
     MW_ENSURE(body.n <= MW_CA_SVID_REQUEST_MAX, MW_E_LIMIT,
               "request body is %zu bytes, more than %d", body.n, MW_CA_SVID_REQUEST_MAX);
@@ -197,10 +200,16 @@ mw_result mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out
         MW_BAIL(code == MW_E_LIMIT ? MW_E_LIMIT : MW_E_INPUT,
                 "request body is not valid JSON (or has a duplicate member or is too deep)");
     }
-    mw_result r = parse_members(doc, out);
+    mw_result r = parse(doc, out);
+    /* jansson copied a token into its own heap: wipe it there before freeing. */
     wipe_token_copy(doc);
     json_decref(doc);
     return r;
+}
+
+mw_result mw_ca_svid_request_parse(mw_slice body, struct mw_ca_svid_request *out)
+{
+    return parse_body(body, parse_members, out);
 }
 
 /*
@@ -241,19 +250,7 @@ static mw_result parse_renew_members(json_t *doc, struct mw_ca_svid_request *out
 
 mw_result mw_ca_svid_renew_request_parse(mw_slice body, struct mw_ca_svid_request *out)
 {
-    MW_ENSURE(body.n <= MW_CA_SVID_REQUEST_MAX, MW_E_LIMIT,
-              "request body is %zu bytes, more than %d", body.n, MW_CA_SVID_REQUEST_MAX);
-    MW_ENSURE(body.n > 0, MW_E_INPUT, "request body is empty (want a JSON object)");
-    struct mw_conf_limits lim = {.max_bytes = MW_CA_SVID_REQUEST_MAX, .max_depth = 4};
-    json_t *doc = NULL;
-    if (mw_failed(mw_json_load(body, "request body", &lim, &doc))) {
-        enum mw_err code = mw_error_code();
-        MW_BAIL(code == MW_E_LIMIT ? MW_E_LIMIT : MW_E_INPUT,
-                "request body is not valid JSON (or has a duplicate member or is too deep)");
-    }
-    mw_result r = parse_renew_members(doc, out);
-    json_decref(doc);
-    return r;
+    return parse_body(body, parse_renew_members, out);
 }
 
 /* ---------------------------------------------------------------- the service */
