@@ -87,6 +87,11 @@ static mw_result csr_from_pem(mw_slice pem, struct mw_dynbuf *der)
         if (mw_failed(r))
             mw_error_prefix("csr: PEM body: ");
     }
+    if (mw_ok(r) && der->n == 0) {
+        /* Found by fuzz_svid_request: BEGIN and END lines with nothing between. */
+        mw_error_set(MW_E_INPUT, "csr: the PEM block is empty");
+        r = MW_FAILURE;
+    }
     mw_dynbuf_free(&b64);
     return r;
 }

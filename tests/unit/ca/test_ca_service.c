@@ -173,6 +173,11 @@ static void test_parse_csr_pem(void **state)
         {"-----BEGIN CERTIFICATE REQUEST-----\nMIIB!!\n-----END CERTIFICATE REQUEST-----\n",
          "PEM body"},
         {"-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n", "does not end"},
+        /* fuzz_svid_request: a block with nothing inside decoded to an empty CSR. */
+        {"-----BEGIN CERTIFICATE REQUEST----------END CERTIFICATE REQUEST-----\n",
+         "the PEM block is empty"},
+        {"-----BEGIN CERTIFICATE REQUEST-----\n\n-----END CERTIFICATE REQUEST-----",
+         "the PEM block is empty"},
     };
     struct mw_dynbuf b;
     mw_dynbuf_init(&b, 1 << 20);
