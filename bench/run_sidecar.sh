@@ -5,6 +5,11 @@
 # STRICT mTLS + an ALLOW policy on the server side), haproxy<->haproxy and nginx<->nginx,
 # same certificates, same backend (nginx, 1 worker, 100-byte body), one run.
 #   bench/run_sidecar.sh [BUILD_DIR]
+# A third scenario opens a new connection per request (wrk -H "Connection: close", CLOSECONNS
+# connections, default 10), so each request pays a new mTLS connection between the proxies:
+# this is where meshward's TLS 1.3 session resumption shows (its RESULT line gives the client
+# sidecar's full and resumed handshake counts; haproxy's server side has no-tls-tickets,
+# nginx's ssl_session_tickets off, both pool server connections instead).
 # Environment: DURATION (s, default 10), CONNS (default 50), BIGCONNS (default 1000),
 #   ROUNDS (default 3; the table shows the median round of each proxy by req/s),
 #   THREADS (wrk threads, default 2), ONLY ("meshward haproxy nginx" subset), KEEP=1 keeps the dir,
@@ -18,6 +23,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
 BIGCONNS=${BIGCONNS:-1000}
+CLOSECONNS=${CLOSECONNS:-10}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 QUIET=${QUIET:-0.15}
@@ -326,6 +332,13 @@ start_pair() { # name -> sets SRVPIDS CLIPIDS (procs measured) ALLPIDS (to stop)
         ;;
     esac
 }
+hs_counts() { # name -> "full resumed": the client sidecar's outbound handshakes (meshward only)
+    [ "$1" = meshward ] || { echo "0 0"; return; }
+    curl -s --max-time 5 "http://127.0.0.1:$M_CADM/metrics" | awk '
+        /^meshward_tls_handshakes_total\{direction="outbound",resumed="false"\}/ {f = $2}
+        /^meshward_tls_handshakes_total\{direction="outbound",resumed="true"\}/ {r = $2}
+        END {print f + 0, r + 0}'
+}
 mem() { # pids... -> "rss_kb priv_kb" summed over the processes
     local r=0 v=0 p
     for p in "$@"; do r=$((r + $(rss_kb "$p"))); v=$((v + $(priv_kb "$p"))); done
@@ -335,7 +348,9 @@ mem() { # pids... -> "rss_kb priv_kb" summed over the processes
 wrk_run() { # port conns seconds outfile [pids to sample memory of, mid-run -> memfile]
     local port=$1 conns=$2 secs=$3 out=$4
     shift 4
-    wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 &
+    local hdr=()
+    [ -n "${WRK_CLOSE:-}" ] && hdr=(-H "Connection: close")
+    wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" >"$out" 2>&1 &
     local w=$!
     PIDS+=("$w")
     if [ $# -gt 0 ]; then
@@ -396,11 +411,20 @@ for name in $ONLY; do
     read -r _ brps _ bp99 berrs < <(parse_wrk "$W/$name.c$BIGCONNS")
     read -r sb_rss sb_priv <"$W/$name.c$BIGCONNS.srvmem"
     read -r cb_rss cb_priv <"$W/$name.c$BIGCONNS.climem"
-    R[$name.$round]="$rps $p50 $p99 $cpu_us $errs $si_rss $ci_rss $s50_rss $c50_rss $sb_rss $cb_rss $brps $bp99 $berrs $si_priv $ci_priv $s50_priv $c50_priv $sb_priv $cb_priv $other"
+    # A new connection per request: the mTLS hop between the proxies is set up for each one
+    # (meshward: resumed after the first), unless the proxy pools server connections.
+    hs0=$(hs_counts "$name")
+    WRK_CLOSE=1 wrk_run "$PORT" "$CLOSECONNS" "$DURATION" "$W/$name.close"
+    read -r creqs crps _ cp99 cerrs < <(parse_wrk "$W/$name.close")
+    hs1=$(hs_counts "$name")
+    hs_full=$(($(echo "$hs1" | cut -d' ' -f1) - $(echo "$hs0" | cut -d' ' -f1)))
+    hs_res=$(($(echo "$hs1" | cut -d' ' -f2) - $(echo "$hs0" | cut -d' ' -f2)))
+    R[$name.$round]="$rps $p50 $p99 $cpu_us $errs $si_rss $ci_rss $s50_rss $c50_rss $sb_rss $cb_rss $brps $bp99 $berrs $si_priv $ci_priv $s50_priv $c50_priv $sb_priv $cb_priv $other $crps $cp99 $cerrs"
     echo "RESULT round=$round proxy=$name conns=$CONNS rps=$rps p50_us=$p50 p99_us=$p99 cpu_us_per_req=$cpu_us errors=$errs" \
         "rss_kb_idle=$si_rss,$ci_rss rss_kb_c$CONNS=$s50_rss,$c50_rss rss_kb_c$BIGCONNS=$sb_rss,$cb_rss" \
         "priv_kb_idle=$si_priv,$ci_priv priv_kb_c$CONNS=$s50_priv,$c50_priv priv_kb_c$BIGCONNS=$sb_priv,$cb_priv" \
-        "rps_c$BIGCONNS=$brps p99_us_c$BIGCONNS=$bp99 errors_c$BIGCONNS=$berrs idle_foreign_cores=$FOREIGN busy_other_cores=$other"
+        "rps_c$BIGCONNS=$brps p99_us_c$BIGCONNS=$bp99 errors_c$BIGCONNS=$berrs idle_foreign_cores=$FOREIGN busy_other_cores=$other" \
+        "close_c$CLOSECONNS: reqs=$creqs rps=$crps p99_us=$cp99 errors=$cerrs outbound_handshakes_full=$hs_full resumed=$hs_res"
     stop "${ALLPIDS[@]}"
     sleep 0.3
 done
@@ -422,23 +446,26 @@ mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
 echo
 echo "Median of $ROUNDS rounds. Two-hop mTLS, c=$CONNS (req/s, latency, CPU) and RSS server+client side in MiB (private in parentheses)."
 echo "Ratios are against haproxy in this run (req/s: higher is better; p99, CPU: lower is better)."
-printf '%-9s %9s %6s %8s %8s %6s %10s %6s %5s | %-17s %-17s %-19s | %9s %9s\n' \
+printf '%-9s %9s %6s %8s %8s %6s %10s %6s %5s | %-17s %-17s %-19s | %9s %9s | %9s %6s %9s\n' \
     proxy req/s x p50_us p99_us x cpu_us/req x errs "RSS idle" "RSS c=$CONNS" "RSS c=$BIGCONNS" \
-    "rps c=$BIGCONNS" "p99 c=$BIGCONNS"
+    "rps c=$BIGCONNS" "p99 c=$BIGCONNS" "rps close" x "p99 close"
 for name in $ONLY; do
-    read -r rps p50 p99 cpu errs si ci s50 c50 sb cb brps bp99 berrs sip cip s50p c50p sbp cbp other <<<"${M[$name]}"
+    read -r rps p50 p99 cpu errs si ci s50 c50 sb cb brps bp99 berrs sip cip s50p c50p sbp cbp other crps cp99 _ <<<"${M[$name]}"
     if [ -n "$ref" ]; then
         read -r hrps _ hp99 hcpu _ <<<"$ref"
+        hcrps=$(echo "$ref" | awk '{print $22}')
     else
-        hrps=0 hp99=0 hcpu=0
+        hrps=0 hp99=0 hcpu=0 hcrps=0
     fi
-    printf '%-9s %9s %6s %8s %8s %6s %10s %6s %5s | %-17s %-17s %-19s | %9s %9s\n' \
+    printf '%-9s %9s %6s %8s %8s %6s %10s %6s %5s | %-17s %-17s %-19s | %9s %9s | %9s %6s %9s\n' \
         "$name" "$rps" "$(ratio "$rps" "$hrps")" "$p50" "$p99" "$(ratio "$p99" "$hp99")" \
         "$cpu" "$(ratio "$cpu" "$hcpu")" "$errs" \
         "$(mb "$si")+$(mb "$ci") ($(mb "$sip")+$(mb "$cip"))" \
         "$(mb "$s50")+$(mb "$c50") ($(mb "$s50p")+$(mb "$c50p"))" \
-        "$(mb "$sb")+$(mb "$cb") ($(mb "$sbp")+$(mb "$cbp"))" "$brps" "$bp99"
+        "$(mb "$sb")+$(mb "$cb") ($(mb "$sbp")+$(mb "$cbp"))" "$brps" "$bp99" \
+        "$crps" "$(ratio "$crps" "$hcrps")" "$cp99"
 done
+echo "close: a new client connection per request (Connection: close, c=$CLOSECONNS)."
 echo "nginx rows sum master + worker. RESULT lines: idle_foreign_cores = machine CPU used by others just"
 echo "before the run; busy_other_cores = machine CPU outside the proxies and backend during it (includes wrk)."
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
