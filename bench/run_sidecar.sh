@@ -411,6 +411,10 @@ for name in $ONLY; do
     read -r _ brps _ bp99 berrs < <(parse_wrk "$W/$name.c$BIGCONNS")
     read -r sb_rss sb_priv <"$W/$name.c$BIGCONNS.srvmem"
     read -r cb_rss cb_priv <"$W/$name.c$BIGCONNS.climem"
+    # What stays resident once the load is gone (5 s later): freed memory given back or not.
+    sleep 5
+    read -r sa_rss _ < <(mem "${SRVPIDS[@]}")
+    read -r ca_rss _ < <(mem "${CLIPIDS[@]}")
     # A new connection per request: the mTLS hop between the proxies is set up for each one
     # (meshward: resumed after the first), unless the proxy pools server connections.
     hs0=$(hs_counts "$name")
@@ -421,7 +425,7 @@ for name in $ONLY; do
     hs_res=$(($(echo "$hs1" | cut -d' ' -f2) - $(echo "$hs0" | cut -d' ' -f2)))
     R[$name.$round]="$rps $p50 $p99 $cpu_us $errs $si_rss $ci_rss $s50_rss $c50_rss $sb_rss $cb_rss $brps $bp99 $berrs $si_priv $ci_priv $s50_priv $c50_priv $sb_priv $cb_priv $other $crps $cp99 $cerrs"
     echo "RESULT round=$round proxy=$name conns=$CONNS rps=$rps p50_us=$p50 p99_us=$p99 cpu_us_per_req=$cpu_us errors=$errs" \
-        "rss_kb_idle=$si_rss,$ci_rss rss_kb_c$CONNS=$s50_rss,$c50_rss rss_kb_c$BIGCONNS=$sb_rss,$cb_rss" \
+        "rss_kb_idle=$si_rss,$ci_rss rss_kb_c$CONNS=$s50_rss,$c50_rss rss_kb_c$BIGCONNS=$sb_rss,$cb_rss rss_kb_after=$sa_rss,$ca_rss" \
         "priv_kb_idle=$si_priv,$ci_priv priv_kb_c$CONNS=$s50_priv,$c50_priv priv_kb_c$BIGCONNS=$sb_priv,$cb_priv" \
         "rps_c$BIGCONNS=$brps p99_us_c$BIGCONNS=$bp99 errors_c$BIGCONNS=$berrs idle_foreign_cores=$FOREIGN busy_other_cores=$other" \
         "close_c$CLOSECONNS: reqs=$creqs rps=$crps p99_us=$cp99 errors=$cerrs outbound_handshakes_full=$hs_full resumed=$hs_res"
