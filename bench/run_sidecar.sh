@@ -154,7 +154,7 @@ spec:
   outbound:
     port: $M_OUT
     services:
-    - {name: server.bench, port: 8080, endpoints: ["127.0.0.1:$M_SRV"], spiffeId: "spiffe://cluster.local/ns/bench/sa/server", localPort: $M_CLI}
+    - {name: server.bench, port: 8080, protocol: http, endpoints: ["127.0.0.1:$M_SRV"], spiffeId: "spiffe://cluster.local/ns/bench/sa/server", localPort: $M_CLI}
   admin: {port: $M_CADM}
 EOF
 

@@ -79,12 +79,17 @@ static mw_result check_service(const struct mw_node *root)
         return fail_at(root, "MeshService needs a spec mapping");
     for (size_t i = 0; i < mw_node_len(spec); i++) {
         const char *k = mw_node_str(mw_node_key_at(spec, i));
-        if (k == NULL || (strcmp(k, "host") != 0 && strcmp(k, "port") != 0 &&
-                          strcmp(k, "endpoints") != 0 && strcmp(k, "spiffeId") != 0))
+        if (k == NULL ||
+            (strcmp(k, "host") != 0 && strcmp(k, "port") != 0 && strcmp(k, "endpoints") != 0 &&
+             strcmp(k, "spiffeId") != 0 && strcmp(k, "protocol") != 0))
             return fail_at(mw_node_key_at(spec, i),
                            "unknown key in MeshService spec (want host, port, endpoints, "
-                           "spiffeId)");
+                           "spiffeId, protocol)");
     }
+    const struct mw_node *proto = mw_node_get(spec, "protocol");
+    if (proto != NULL && (!is_str(proto) || (strcmp(mw_node_str(proto), "http") != 0 &&
+                                             strcmp(mw_node_str(proto), "tcp") != 0)))
+        return fail_at(proto, "MeshService spec.protocol must be http or tcp");
     if (!is_str(mw_node_get(spec, "host")))
         return fail_at(spec, "MeshService spec.host must be a host name");
     int64_t port;

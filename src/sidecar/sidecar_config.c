@@ -511,6 +511,18 @@ static mw_result parse_inbound(struct mw_sidecar_config *c, const struct mw_node
     return MW_SUCCESS;
 }
 
+/* A registry entry's protocol: "http" (pooled, HTTP-aware) or "tcp" (the default: a relay). */
+static mw_result get_service_protocol(struct mw_sidecar_config *c, const struct mw_node *map,
+                                      bool *http)
+{
+    const char *proto = NULL;
+    MW_GUARD(get_str(c, map, "protocol", false, &proto));
+    *http = proto != NULL && strcmp(proto, "http") == 0;
+    if (proto != NULL && !*http && strcmp(proto, "tcp") != 0)
+        return fail_at(mw_node_get(map, "protocol"), "protocol \"%s\": want http or tcp", proto);
+    return MW_SUCCESS;
+}
+
 static mw_result parse_outbound(struct mw_sidecar_config *c, const struct mw_node *out)
 {
     static const char *const keys[] = {"address", "port", "services", NULL};
@@ -523,8 +535,8 @@ static mw_result parse_outbound(struct mw_sidecar_config *c, const struct mw_nod
     MW_GUARD(alloc_array(c, n, sizeof(*c->services), (void **)&c->services));
     for (size_t i = 0; i < n; i++) {
         const struct mw_node *s = mw_node_item(ss, i);
-        static const char *const skeys[] = {"name",     "port",      "endpoints",
-                                            "spiffeId", "localPort", NULL};
+        static const char *const skeys[] = {"name",      "port",     "endpoints", "spiffeId",
+                                            "localPort", "protocol", NULL};
         static const char *const ckeys[] = {"name", "port", "localPort", NULL};
         struct sc_service *sv = &c->services[i];
         if (c->control_url != NULL) {
@@ -532,10 +544,12 @@ static mw_result parse_outbound(struct mw_sidecar_config *c, const struct mw_nod
              * Control mode: a local listener for a service of the control plane's
              * registry, which says where it is and who it must be.
              */
-            if (mw_node_get(s, "endpoints") != NULL || mw_node_get(s, "spiffeId") != NULL)
+            if (mw_node_get(s, "endpoints") != NULL || mw_node_get(s, "spiffeId") != NULL ||
+                mw_node_get(s, "protocol") != NULL)
                 return fail_at(s, "%s",
                                "in control mode a service names only name, port and localPort: "
-                               "endpoints and spiffeId come from the control plane (MeshService)");
+                               "endpoints, spiffeId and protocol come from the control plane "
+                               "(MeshService)");
             MW_GUARD(check_keys(s, "a service", ckeys));
             MW_GUARD(get_str(c, s, "name", true, &sv->name));
             MW_GUARD(get_port(s, "port", true, &sv->port));
@@ -555,6 +569,7 @@ static mw_result parse_outbound(struct mw_sidecar_config *c, const struct mw_nod
         struct mw_spiffe_id id;
         if (mw_failed(mw_spiffe_id_parse(mw_slice_cstr(sv->spiffe_id), &id, NULL)))
             return fail_at(mw_node_get(s, "spiffeId"), "spiffeId: %s", mw_error_msg());
+        MW_GUARD(get_service_protocol(c, s, &sv->http));
         const struct mw_node *eps;
         MW_GUARD(get_seq(s, "endpoints", &eps));
         if (eps == NULL || mw_node_len(eps) == 0)
@@ -818,14 +833,16 @@ static mw_result parse_spec(struct mw_sidecar_config *c, const struct mw_node *s
     c->head_timeout = 10;
     c->idle_timeout = 300;
     c->connect_timeout = 5;
+    c->pool_idle_timeout = 30;
     c->max_connections = 4096;
     const struct mw_node *t = mw_node_get(spec, "timeouts");
     if (t != NULL) {
-        static const char *const tkeys[] = {"head", "idle", "connect", NULL};
+        static const char *const tkeys[] = {"head", "idle", "connect", "poolIdle", NULL};
         MW_GUARD(check_keys(t, "timeouts", tkeys));
         MW_GUARD(get_seconds(t, "head", &c->head_timeout));
         MW_GUARD(get_seconds(t, "idle", &c->idle_timeout));
         MW_GUARD(get_seconds(t, "connect", &c->connect_timeout));
+        MW_GUARD(get_seconds(t, "poolIdle", &c->pool_idle_timeout));
     }
     if (c->in_port == 0 && c->out_port == 0 && c->n_services == 0) {
         bool any = false;
@@ -1039,12 +1056,12 @@ static enum mesh_kind mesh_kind(const struct mw_node *root)
     return MESH_POLICY;
 }
 
-/* MeshService: spec {host, port, endpoints, spiffeId} -> a registry entry. */
+/* MeshService: spec {host, port, endpoints, spiffeId, protocol} -> a registry entry. */
 static mw_result mesh_service(struct mw_sidecar_config *c, const struct mw_node *root,
                               struct sc_service *sv)
 {
     static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
-    static const char *const skeys[] = {"host", "port", "endpoints", "spiffeId", NULL};
+    static const char *const skeys[] = {"host", "port", "endpoints", "spiffeId", "protocol", NULL};
     MW_GUARD(check_keys(root, "a MeshService", keys));
     const struct mw_node *spec = mw_node_get(root, "spec");
     MW_GUARD(check_keys(spec, "a MeshService spec", skeys));
@@ -1055,6 +1072,7 @@ static mw_result mesh_service(struct mw_sidecar_config *c, const struct mw_node 
     struct mw_spiffe_id id;
     if (mw_failed(mw_spiffe_id_parse(mw_slice_cstr(sv->spiffe_id), &id, NULL)))
         return fail_at(mw_node_get(spec, "spiffeId"), "spiffeId: %s", mw_error_msg());
+    MW_GUARD(get_service_protocol(c, spec, &sv->http));
     const struct mw_node *eps;
     MW_GUARD(get_seq(spec, "endpoints", &eps));
     if (eps == NULL || mw_node_len(eps) == 0)
@@ -1108,6 +1126,7 @@ mw_result sc_config_apply_mesh(struct mw_sidecar_config *c, mw_slice text)
                 c->services[dup].endpoints = sv->endpoints;
                 c->services[dup].n_endpoints = sv->n_endpoints;
                 c->services[dup].spiffe_id = sv->spiffe_id;
+                c->services[dup].http = sv->http;
             } else if (dup < c->n_services) {
                 r = fail_at(root, "service \"%s\" is listed twice", sv->name);
             } else {

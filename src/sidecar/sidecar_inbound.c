@@ -64,8 +64,15 @@ static const char *deny_policy(const struct mw_policy_decision *d)
 
 static void labels(const struct sc_conn *c, struct mw_istio_labels *l, int code)
 {
-    sc_labels_init(c->sc, l, true);
-    l->source_principal = c->peer_id[0] ? c->peer_id : NULL;
+    sc_labels_init(c->sc, l, c->inbound);
+    if (c->inbound) {
+        l->source_principal = c->peer_id[0] ? c->peer_id : NULL;
+    } else {
+        /* reporter="source": the destination is the service and the sidecar checked. */
+        l->destination_principal = c->expected_id[0] ? c->expected_id : NULL;
+        l->destination_service = c->service[0] ? c->service : NULL;
+        l->destination_service_name = l->destination_service;
+    }
     l->request_protocol = c->http ? "http" : "tcp";
     l->response_code = code;
     l->connection_security_policy = c->mtls ? "mutual_tls" : "none";
@@ -82,8 +89,11 @@ static void log_request(struct sc_conn *c, int code, const char *decision, const
     sc_ignore(mw_metrics_request(sc->metrics, &l, ms, c->req_bytes, c->resp_bytes));
     if (sc->access_log == NULL)
         return;
-    char cluster[64];
-    snprintf(cluster, sizeof(cluster), "inbound|%u||", c->dport);
+    char cluster[300];
+    if (c->inbound)
+        snprintf(cluster, sizeof(cluster), "inbound|%u||", c->dport);
+    else
+        snprintf(cluster, sizeof(cluster), "outbound|%u||%s", c->dport, c->service);
     struct mw_access_entry e = {
         .start_time_ms = c->req_start_ms,
         .method = c->method,
@@ -102,8 +112,8 @@ static void log_request(struct sc_conn *c, int code, const char *decision, const
         .request_id = c->request_id,
         .requested_server_name = c->sni,
         .upstream_cluster = cluster,
-        .source_principal = c->peer_id,
-        .destination_principal = sc->id->spiffe_id,
+        .source_principal = c->inbound ? c->peer_id : sc->id->spiffe_id,
+        .destination_principal = c->inbound ? sc->id->spiffe_id : c->expected_id,
         .decision = decision,
         .policy = policy ? policy : "",
     };
@@ -338,6 +348,8 @@ static void release_upstream(struct sc_conn *c, bool reuse);
 static bool start_upstream(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
+    if (!c->inbound)
+        return sc_out_upstream_start(c, false);
     if (c->u.fd >= 0) {
         /*
          * Kept from the previous request on this connection. The pump has been
@@ -371,6 +383,10 @@ static void release_upstream(struct sc_conn *c, bool reuse)
     struct mw_sidecar *sc = c->sc;
     if (c->u.fd < 0)
         return;
+    if (!c->inbound) {
+        sc_out_upstream_release(c, reuse);
+        return;
+    }
     ev_io_stop(sc->loop, &c->u.io);
     if (reuse && !c->u.failed && !c->u.rd_eof && c->u_in.len == 0 && c->u_out.n == 0) {
         sc_pool_put(sc, c->u.fd, c->app_port);
@@ -382,6 +398,8 @@ static void release_upstream(struct sc_conn *c, bool reuse)
     c->u_in.off = c->u_in.len = 0;
     mw_dynbuf_reset(&c->u_out);
 }
+
+static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, const char *policy);
 
 static bool http_head(struct sc_conn *c)
 {
@@ -427,6 +445,20 @@ static bool http_head(struct sc_conn *c)
     copy_slice(c->authority, sizeof(c->authority), h->host);
     copy_field(h, "user-agent", c->user_agent, sizeof(c->user_agent));
     copy_field(h, "x-request-id", c->request_id, sizeof(c->request_id));
+    c->req_keep_alive = h->keep_alive && !sc->stopping;
+    c->client10 = h->version_minor == 0;
+    if (!c->inbound) {
+        /*
+         * Outbound: the registry and egress rules chose the destination; the
+         * server's sidecar authorizes. A protocol switch or a tunnel cannot
+         * share a connection: the rest goes over a dedicated one as bytes.
+         */
+        bool tunnel = h->upgrade || h->form == MW_HTTP_TARGET_AUTHORITY;
+        if (!tunnel)
+            return forward_head(c, h, (size_t)n, NULL);
+        free(h);
+        return sc_out_tunnel(c);
+    }
 
     struct mw_policy_header ph[MW_HTTP_MAX_HEADERS];
     for (size_t i = 0; i < h->nheaders; i++) {
@@ -443,8 +475,6 @@ static bool http_head(struct sc_conn *c)
     req.n_headers = h->nheaders;
     struct mw_policy_decision d;
     mw_policy_evaluate(sc->engine, &req, &d);
-    c->req_keep_alive = h->keep_alive && !sc->stopping;
-    c->client10 = h->version_minor == 0;
     if (d.verdict != MW_POLICY_ALLOW) {
         sc_ignore(mw_metrics_authz_denied(sc->metrics, deny_policy(&d), "inbound"));
         mw_log_info("sidecar", "inbound %s %s from %s denied by %s: %s", c->method, c->path,
@@ -458,11 +488,21 @@ static bool http_head(struct sc_conn *c)
         free(h);
         return true;
     }
-    c->decision_policy = d.policy;
+    return forward_head(c, h, (size_t)n, d.policy);
+}
+
+/* The allowed request's head, rewritten for the upstream; h is freed. */
+static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, const char *policy)
+{
+    struct mw_sidecar *sc = c->sc;
+    c->decision_policy = policy;
+    c->retried = c->resp_started = false;
+    c->replay_ok = !c->inbound;
+    mw_dynbuf_reset(&c->replay);
     if (!start_upstream(c)) {
-        sc_buf_consume(&c->d_in, (size_t)n);
+        sc_buf_consume(&c->d_in, n);
         local_reply(c, 503, "upstream connect error\n", NULL, true);
-        log_request(c, 503, "allow", d.policy, "UF");
+        log_request(c, 503, "allow", policy, "UF");
         free(h);
         return true;
     }
@@ -476,13 +516,16 @@ static bool http_head(struct sc_conn *c)
         r = mw_dynbuf_add_cstr(o, " HTTP/1.1\r\n");
     if (mw_ok(r))
         r = add_fields(o, h, true, false);
-    if (mw_ok(r) && mw_http_head_find(h, "host") == NULL)
+    if (mw_ok(r) && mw_http_head_find(h, "host") == NULL && c->inbound)
         r = mw_dynbuf_addf(o, "Host: %s\r\n", c->upstream_addr);
+    else if (mw_ok(r) && mw_http_head_find(h, "host") == NULL)
+        r = mw_dynbuf_addf(o, "Host: %s:%u\r\n", c->service, c->dport);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_LENGTH)
         r = add_u64_field(o, "Content-Length: ", h->content_length);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_CHUNKED)
         r = mw_dynbuf_add_cstr(o, "Transfer-Encoding: chunked\r\n");
-    if (mw_ok(r) && c->mtls) {
+    /* Outbound: the client's identity is the handshake's; the server's sidecar adds these. */
+    if (mw_ok(r) && c->mtls && c->inbound) {
         r = mw_dynbuf_add_cstr(o, "x-forwarded-client-cert: By=");
         if (mw_ok(r))
             r = mw_dynbuf_add_cstr(o, sc->id->spiffe_id);
@@ -497,11 +540,17 @@ static bool http_head(struct sc_conn *c)
         if (mw_ok(r))
             r = mw_dynbuf_add(o, "\r\n", 2);
     }
+    if (mw_ok(r) && c->inbound)
+        r = mw_dynbuf_add_cstr(o, c->mtls ? "x-forwarded-proto: https\r\n"
+                                          : "x-forwarded-proto: http\r\n");
     if (mw_ok(r))
-        r = mw_dynbuf_add_cstr(o, c->mtls ? "x-forwarded-proto: https\r\n\r\n"
-                                          : "x-forwarded-proto: http\r\n\r\n");
+        r = mw_dynbuf_add(o, "\r\n", 2);
+    if (mw_ok(r) && c->replay_ok && mw_failed(mw_dynbuf_add(&c->replay, o->p, o->n))) {
+        mw_error_clear();
+        c->replay_ok = false;
+    }
     mw_http_body_init(&c->body, h, NULL);
-    sc_buf_consume(&c->d_in, (size_t)n);
+    sc_buf_consume(&c->d_in, n);
     free(h);
     if (mw_failed(r)) {
         release_upstream(c, false);
@@ -547,6 +596,18 @@ static bool body_move(struct mw_http_body *b, struct sc_buf *in, struct mw_dynbu
 
 static void upstream_failed(struct sc_conn *c, const char *flags);
 
+/* Outbound: what was appended to u_out since before, also kept for a retry while it fits. */
+static void keep_for_replay(struct sc_conn *c, size_t before)
+{
+    if (!c->replay_ok || c->u_out.n <= before)
+        return;
+    if (mw_failed(mw_dynbuf_add(&c->replay, c->u_out.p + before, c->u_out.n - before))) {
+        mw_error_clear();
+        c->replay_ok = false;
+        mw_dynbuf_reset(&c->replay);
+    }
+}
+
 static bool http_req_body(struct sc_conn *c)
 {
     if (c->u.failed) {
@@ -555,6 +616,7 @@ static bool http_req_body(struct sc_conn *c)
     }
     bool bad = false;
     bool chunked = c->body.framing == MW_HTTP_BODY_CHUNKED;
+    size_t before = c->u_out.n;
     bool progress = body_move(&c->body, &c->d_in, &c->u_out, chunked, &c->req_bytes, &bad);
     if (bad) {
         release_upstream(c, false);
@@ -567,9 +629,11 @@ static bool http_req_body(struct sc_conn *c)
             sc_conn_close(c);
             return false;
         }
+        keep_for_replay(c, before);
         c->hs = H_RESP_HEAD;
         return true;
     }
+    keep_for_replay(c, before);
     if (c->d.rd_eof || c->d.failed)
         sc_conn_close(c);
     return progress;
@@ -577,6 +641,15 @@ static bool http_req_body(struct sc_conn *c)
 
 static void upstream_failed(struct sc_conn *c, const char *flags)
 {
+    if (!c->inbound && sc_out_retry(c))
+        return;
+    if (!c->inbound && c->u_refused) {
+        /* No connection to the destination (connect, handshake or its identity). */
+        release_upstream(c, false);
+        local_reply(c, 503, "upstream connect error\n", NULL, true);
+        log_request(c, 503, "allow", c->decision_policy, "UF");
+        return;
+    }
     release_upstream(c, false);
     local_reply(c, 502, "upstream reset before response\n", NULL, true);
     log_request(c, 502, "allow", c->decision_policy, flags);
@@ -584,6 +657,12 @@ static void upstream_failed(struct sc_conn *c, const char *flags)
 
 static bool http_resp_head(struct sc_conn *c)
 {
+    /* Whatever the server sent, the request reached it: never sent again (sc_out_retry). */
+    if (c->u_in.len > 0) {
+        c->resp_started = true;
+        if (c->replay.cap > 4096)
+            mw_dynbuf_free(&c->replay); /* a large body is not held past its use */
+    }
     if (c->u_in.len == 0) {
         if (c->u.rd_eof || c->u.failed) {
             upstream_failed(c, "UC");
@@ -705,6 +784,8 @@ static bool http_resp_body(struct sc_conn *c)
 bool sc_http_step(struct sc_conn *c)
 {
     bool progress = false;
+    if (!c->inbound)
+        sc_out_upstream_check(c);
     for (int i = 0; i < 16 && !c->closing; i++) {
         bool p = false;
         switch (c->hs) {

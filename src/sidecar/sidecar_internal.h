@@ -55,6 +55,7 @@ struct sc_service {
     size_t next;           /* round robin */
     const char *spiffe_id; /* expected server identity, "spiffe://td/ns/x/sa/y" */
     uint16_t local_port;   /* explicit local listener for this service; 0: none */
+    bool http;             /* protocol http: parsed, pooled mTLS upstreams; false: byte relay */
 };
 
 struct sc_egress {
@@ -115,6 +116,7 @@ struct mw_sidecar_config {
     const char *access_log; /* NULL: none; "-": stdout */
 
     double head_timeout, idle_timeout, connect_timeout;
+    double pool_idle_timeout; /* an idle pooled mTLS connection to a sidecar is closed after */
     size_t max_connections;
 
     /* Control mode (docs/sidecar.md "Control mode") */
@@ -277,6 +279,9 @@ struct sc_listener {
     struct sc_listener *next;
 };
 
+/* Bytes of one outbound request kept for its one retry; a longer request is not retried. */
+#define SC_REPLAY_MAX (64u << 10)
+
 /* A linear buffer of bytes read from one socket. */
 #define SC_BUF_CAP (32u << 10)
 struct sc_buf {
@@ -299,7 +304,7 @@ struct sc_sock {
 
 enum sc_kind {
     SC_RELAY,    /* bytes both ways (TCP ports, outbound, egress) */
-    SC_HTTP_IN,  /* inbound HTTP/1.1 port */
+    SC_HTTP_IN,  /* the HTTP/1.1 engine: an inbound http port, or an outbound http service */
     SC_PROXY_IN, /* outbound explicit proxy: read the first head to learn the destination */
     SC_PEEK,     /* inbound PERMISSIVE: first bytes not seen yet */
 };
@@ -360,6 +365,15 @@ struct sc_conn {
     int64_t start_ms;
     bool opened_reported;
     bool hs_counted; /* the handshake's outcome is in the TLS metrics */
+    /* HTTP outbound (protocol http services, sidecar_outbound.c) */
+    struct sc_addr u_ep;     /* the destination sidecar new upstream connections go to */
+    bool u_unchecked;        /* a new mTLS upstream whose server check_server has not passed */
+    bool u_refused;          /* the current upstream's connect, handshake or server check failed */
+    bool u_reused;           /* the current upstream carried an earlier request */
+    bool retried;            /* this request was already sent again on a new connection */
+    bool resp_started;       /* a byte of this request's response (1xx included) was taken */
+    bool replay_ok;          /* replay holds everything of this request sent upstream so far */
+    struct mw_dynbuf replay; /* for the one retry (RFC 9110 §9.2.2: idempotent requests) */
 };
 
 struct sc_pool_entry {
@@ -368,6 +382,9 @@ struct sc_pool_entry {
     double since;
     struct sc_pool_entry *next;
 };
+
+/* An idle mTLS connection to a destination sidecar (sidecar_pool.c). */
+struct sc_upool_entry;
 
 struct mw_sidecar {
     struct ev_loop *loop;
@@ -392,6 +409,11 @@ struct mw_sidecar {
     /* Set by sc_peer_check when it refuses: read right after the handshake call that ran it. */
     enum sc_hs_fail check_refusal;
     struct sc_control *control; /* control mode only */
+    /* idle mTLS connections to destination sidecars, newest first (sidecar_pool.c) */
+    struct sc_upool_entry *upool;
+    size_t n_upool;
+    ev_timer upool_sweep;
+    uint64_t upool_reused, upool_opened, upool_retried;
 };
 
 /* ---------------------------------------------------------------- control mode (sidecar_control.c)
@@ -474,6 +496,36 @@ bool sc_http_step(struct sc_conn *c);
 /* sidecar_outbound.c */
 void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);
 bool sc_outbound_step(struct sc_conn *c);
+/*
+ * The HTTP engine's upstream on the outbound side (protocol http services):
+ * the connection kept from this client's previous request, an idle pooled
+ * one, or a new mTLS connection to c->u_ep (checked by sc_out_upstream_check
+ * before a byte is written to it or read from it).
+ */
+bool sc_out_upstream_start(struct sc_conn *c, bool fresh);
+/* Run check_server once the handshake of a new upstream is done; count failures. */
+void sc_out_upstream_check(struct sc_conn *c);
+/* Let the upstream go: into the pool when reuse and it is at a clean boundary, else closed. */
+void sc_out_upstream_release(struct sc_conn *c, bool reuse);
+/* Upgrade or CONNECT on an http service: the rest of the connection is a relay on its own
+ * (never pooled) mTLS connection. False: wait (a response is still being sent). */
+bool sc_out_tunnel(struct sc_conn *c);
+/* Send the request again on a new connection, when that is safe; false: it is not. */
+bool sc_out_retry(struct sc_conn *c);
+void sc_out_count(struct mw_sidecar *sc);
+
+/* sidecar_pool.c: idle mTLS connections to destination sidecars */
+#define SC_UPOOL_MAX     256 /* idle connections, all destinations together */
+#define SC_UPOOL_PER_KEY 32  /* per (endpoint, SNI, expected SPIFFE ID, client context) */
+/*
+ * Keep c's upstream (a clean message boundary: the caller checked) for
+ * another request: c->u is emptied. Closed instead when the sidecar stops,
+ * the client context changed, or a bound is reached.
+ */
+void sc_upool_put(struct sc_conn *c);
+/* Move an idle, live connection for ep, c->service and c->expected_id into c->u. */
+bool sc_upool_take(struct sc_conn *c, const struct sc_addr *ep);
+void sc_upool_flush(struct mw_sidecar *sc);
 
 /* sidecar_main.c: telemetry helpers */
 void sc_labels_init(const struct mw_sidecar *sc, struct mw_istio_labels *l, bool inbound);

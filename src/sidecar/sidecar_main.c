@@ -396,10 +396,12 @@ static void watch_settled_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /*
  * Give the heap back once the traffic is gone. glibc keeps freed memory for
  * reuse: after 1,000 connections the heap stayed near 100 MB with under
- * 1 MB in use (bench/RESULTS.md, sidecar memory). Every TRIM_EVERY seconds,
- * when no connection is open and there were some since the last look, the
- * free memory at the top of the heap and in whole free pages goes back to the
- * kernel (malloc_trim).
+ * 1 MB in use (bench/RESULTS.md, sidecar memory). Every TRIM_EVERY seconds
+ * the open connections are compared with the most seen since the last trim:
+ * when they are all gone, or fewer than an eighth of a peak of at least 64
+ * (pooled connections from client sidecars stay open for their idle
+ * timeout), the free memory at the top of the heap and in whole free pages
+ * goes back to the kernel (malloc_trim).
  */
 #define TRIM_EVERY 2.0
 
@@ -411,11 +413,12 @@ static struct {
 static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct mw_sidecar *sc = w->data;
-    if (sc->n_conns > trim.seen)
-        trim.seen = sc->n_conns;
-    if (sc->n_conns == 0 && trim.seen > 0) {
+    size_t n = sc->n_conns;
+    if (n > trim.seen)
+        trim.seen = n;
+    if ((n == 0 && trim.seen > 0) || (trim.seen >= 64 && n <= trim.seen / 8)) {
         (void)malloc_trim(0);
-        trim.seen = 0;
+        trim.seen = n;
     }
 }
 

@@ -40,7 +40,7 @@ struct hist {
     double sum;
 };
 
-enum kind { K_ISTIO = 1, K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL };
+enum kind { K_ISTIO = 1, K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL, K_POOL };
 
 /* Istio label order as Envoy's stats filter emits them. */
 enum {
@@ -101,6 +101,7 @@ static const char *const authz_label_names[] = {"policy", "direction"};
 static const char *const egress_label_names[] = {"host", "port"};
 static const char *const tls_hs_label_names[] = {"direction", "resumed"};
 static const char *const tls_fail_label_names[] = {"direction", "reason"};
+static const char *const pool_label_names[] = {"service", "event"};
 
 #define MAX_LABELS L_ISTIO_COUNT
 
@@ -116,7 +117,7 @@ struct series {
     struct http_data *http; /* K_ISTIO with requests; allocated on the first one */
     bool tcp;               /* K_ISTIO with TCP activity */
     uint64_t tcp_opened, tcp_closed, tcp_sent, tcp_received;
-    uint64_t count; /* K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL */
+    uint64_t count; /* K_AUTHZ, K_EGRESS, K_TLS_HS, K_TLS_FAIL, K_POOL */
     size_t keylen;
     uint8_t key[]; /* kind byte, then per label: u16be length, bytes */
 };
@@ -528,6 +529,11 @@ mw_result mw_metrics_tls_handshake_failure(struct mw_metrics *m, const char *dir
     return count_pair(m, K_TLS_FAIL, direction, reason);
 }
 
+mw_result mw_metrics_outbound_pool(struct mw_metrics *m, const char *service, const char *event)
+{
+    return count_pair(m, K_POOL, service, event);
+}
+
 /* ---------------------------------------------------------------- gauges */
 
 static bool metric_name_ok(const char *n)
@@ -559,6 +565,7 @@ static const char *const reserved_families[] = {
     "meshward_egress_denied_total",
     "meshward_tls_handshakes_total",
     "meshward_tls_handshake_failures_total",
+    "meshward_outbound_pool_connections_total",
     "meshward_metrics_series_dropped_total",
 };
 
@@ -675,6 +682,7 @@ static mw_result add_labels(struct mw_dynbuf *b, const struct series *s, bool sk
                                : s->kind == K_AUTHZ    ? authz_label_names
                                : s->kind == K_TLS_HS   ? tls_hs_label_names
                                : s->kind == K_TLS_FAIL ? tls_fail_label_names
+                               : s->kind == K_POOL     ? pool_label_names
                                                        : egress_label_names;
     MW_GUARD(mw_dynbuf_add_byte(b, '{'));
     bool first = true;
@@ -747,7 +755,7 @@ static int gauge_cmp(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-enum sel { SEL_HTTP, SEL_TCP, SEL_AUTHZ, SEL_EGRESS, SEL_TLS_HS, SEL_TLS_FAIL };
+enum sel { SEL_HTTP, SEL_TCP, SEL_AUTHZ, SEL_EGRESS, SEL_TLS_HS, SEL_TLS_FAIL, SEL_POOL };
 
 static bool selected(const struct series *s, enum sel sel)
 {
@@ -764,6 +772,8 @@ static bool selected(const struct series *s, enum sel sel)
         return s->kind == K_TLS_HS;
     case SEL_TLS_FAIL:
         return s->kind == K_TLS_FAIL;
+    case SEL_POOL:
+        return s->kind == K_POOL;
     }
     return false;
 }
@@ -818,6 +828,10 @@ static const struct family families[] = {
      "counter", SEL_TLS_HS, F_COUNT},
     {"meshward_tls_handshake_failures_total", "mTLS handshakes refused or failed, by reason.",
      "counter", SEL_TLS_FAIL, F_COUNT},
+    {"meshward_outbound_pool_connections_total",
+     "Upstream mTLS connections of protocol http services: opened, reused (from the pool or kept "
+     "from the client's previous request) and requests retried on a new connection.",
+     "counter", SEL_POOL, F_COUNT},
 };
 
 static mw_result render_series(struct mw_dynbuf *b, const struct family *f, const struct series *s)

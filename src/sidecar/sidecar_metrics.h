@@ -76,6 +76,11 @@ MW_RESULT mw_metrics_tls_handshake(struct mw_metrics *m, const char *direction, 
  */
 MW_RESULT mw_metrics_tls_handshake_failure(struct mw_metrics *m, const char *direction,
                                            const char *reason);
+/*
+ * meshward_outbound_pool_connections_total{service=...,event="opened"|"reused"|"retried"}:
+ * service is a registry name, event one of a fixed set.
+ */
+MW_RESULT mw_metrics_outbound_pool(struct mw_metrics *m, const char *service, const char *event);
 /* A gauge without labels, e.g. meshward_svid_expiry_timestamp_seconds,
  * meshward_config_age_seconds, meshward_ca_reachable. */
 MW_RESULT mw_metrics_gauge(struct mw_metrics *m, const char *name, const char *help, double v);

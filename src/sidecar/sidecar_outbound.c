@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/err.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,7 +80,7 @@ static void egress_refused(struct sc_conn *c, const char *host, uint16_t port, b
  * with another expected SPIFFE ID).
  */
 static bool route(struct sc_conn *c, struct sc_service *fixed, const char *host,
-                  const struct sockaddr_storage *addr, uint16_t port, bool http)
+                  const struct sockaddr_storage *addr, uint16_t port, bool http, bool tunnel)
 {
     struct mw_sidecar *sc = c->sc;
     struct sc_service *svc = fixed != NULL ? fixed : sc_registry_find(sc->cfg, host, addr, port);
@@ -88,6 +89,21 @@ static bool route(struct sc_conn *c, struct sc_service *fixed, const char *host,
         const struct sc_addr *ep = &svc->endpoints[svc->next++ % svc->n_endpoints];
         snprintf(c->expected_id, sizeof(c->expected_id), "%s", svc->spiffe_id);
         snprintf(c->service, sizeof(c->service), "%s", svc->name);
+        if (svc->http && !tunnel) {
+            /*
+             * Requests are parsed and sent on pooled connections; the endpoint
+             * is copied (a reload frees the registry this connection came from).
+             */
+            c->u_ep = *ep;
+            c->mtls = true;
+            c->http = true;
+            c->established = true;
+            c->pre_done = true;
+            c->kind = SC_HTTP_IN;
+            c->hs = H_HEAD;
+            sc_conn_set_deadline(c, sc->cfg->idle_timeout);
+            return true;
+        }
         if (mw_failed(sc_conn_connect(c, &ep->ss, ep->len)) ||
             mw_failed(sc_sock_tls(c, &c->u, sc->tls_client, false, svc->name))) {
             mw_log_warn("sidecar", "outbound to %s: %s", svc->name, mw_error_msg());
@@ -275,7 +291,7 @@ static bool proxy_head(struct sc_conn *c)
     c->d_in.off = 0;
     c->d_in.len = head.n + rest;
     mw_dynbuf_free(&head);
-    if (!route(c, NULL, host, NULL, port, true))
+    if (!route(c, NULL, host, NULL, port, true, connect_method))
         return true;
     if (connect_method)
         sc_ignore(mw_dynbuf_add_cstr(&c->d_out, "HTTP/1.1 200 Connection established\r\n\r\n"));
@@ -289,7 +305,7 @@ static bool proxy_head(struct sc_conn *c)
  * stored chain is verified again first (sc_identity_handshake_peer), so a
  * bundle change or our own SVID's expiry is not bypassed by a ticket.
  */
-static bool check_server(struct sc_conn *c)
+static bool server_accepted(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
     struct mw_spiffe_id id;
@@ -306,11 +322,31 @@ static bool check_server(struct sc_conn *c)
         sc_count_handshake_failure(c, mw_failed(r) ? why : SC_HSF_ID_MISMATCH);
         if (why != SC_HSF_OWN_SVID_EXPIRED)
             count_mismatch(sc);
-        sc_conn_close(c);
         return false;
     }
     sc_count_handshake(c, resumed);
     return true;
+}
+
+static bool check_server(struct sc_conn *c)
+{
+    if (server_accepted(c))
+        return true;
+    sc_conn_close(c);
+    return false;
+}
+
+/* A failed connect or handshake of c->u, counted as sc_outbound_step does. */
+static void count_upstream_failure(struct sc_conn *c)
+{
+    enum sc_hs_fail why = c->u.hs_fail;
+    if (c->u.ssl != NULL && c->mtls && why != SC_HSF_NONE) {
+        mw_log_info("sidecar", "outbound to %s (%s): handshake failed (%s)", c->service,
+                    c->upstream_addr, sc_hs_fail_name(why));
+        sc_count_handshake_failure(c, why);
+        if (why == SC_HSF_BAD_CERTIFICATE || why == SC_HSF_UNKNOWN_TD)
+            count_mismatch(c->sc);
+    }
 }
 
 bool sc_outbound_step(struct sc_conn *c)
@@ -319,14 +355,7 @@ bool sc_outbound_step(struct sc_conn *c)
         return proxy_head(c);
     if (!c->established) {
         if (c->u.failed) {
-            enum sc_hs_fail why = c->u.hs_fail;
-            if (c->u.ssl != NULL && c->mtls && why != SC_HSF_NONE) {
-                mw_log_info("sidecar", "outbound to %s (%s): handshake failed (%s)", c->service,
-                            c->upstream_addr, sc_hs_fail_name(why));
-                sc_count_handshake_failure(c, why);
-                if (why == SC_HSF_BAD_CERTIFICATE || why == SC_HSF_UNKNOWN_TD)
-                    count_mismatch(c->sc);
-            }
+            count_upstream_failure(c);
             sc_conn_close(c);
             return false;
         }
@@ -353,7 +382,7 @@ void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd)
         struct sc_service *svc = &sc->cfg->services[l->index];
         c->pre_done = true;
         if (svc->n_endpoints > 0)
-            (void)route(c, svc, svc->name, NULL, svc->port, false);
+            (void)route(c, svc, svc->name, NULL, svc->port, false, false);
         sc_conn_pump(c);
         return;
     }
@@ -368,7 +397,181 @@ void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd)
         /* Redirected by iptables: the address the app dialled. */
         c->pre_done = true;
         c->dst_ss = dst;
-        (void)route(c, NULL, NULL, &dst, ntohs(((struct sockaddr_in *)&dst)->sin_port), false);
+        (void)route(c, NULL, NULL, &dst, ntohs(((struct sockaddr_in *)&dst)->sin_port), false,
+                    false);
     }
     sc_conn_pump(c);
+}
+
+/* ---------------------------------------------------------------- protocol http services */
+
+static void count_pool(struct sc_conn *c, const char *event)
+{
+    sc_ignore(mw_metrics_outbound_pool(c->sc->metrics, c->service, event));
+}
+
+/* A new mTLS connection to c->u_ep; checked by sc_out_upstream_check before any byte moves. */
+static bool upstream_open(struct sc_conn *c)
+{
+    struct mw_sidecar *sc = c->sc;
+    if (mw_failed(sc_conn_connect(c, &c->u_ep.ss, c->u_ep.len)) ||
+        mw_failed(sc_sock_tls(c, &c->u, sc->tls_client, false, c->service))) {
+        mw_log_warn("sidecar", "outbound to %s: %s", c->service, mw_error_msg());
+        if (c->u.fd >= 0) {
+            close(c->u.fd);
+            c->u.fd = -1;
+        }
+        return false;
+    }
+    c->u_unchecked = true;
+    c->u_refused = false;
+    c->u_reused = false;
+    c->hs_counted = false;
+    c->peer_id[0] = 0;
+    sc_session_offer(c);
+    count_pool(c, "opened");
+    /* Connect and handshake are bounded like a head; the pump does not push this deadline. */
+    sc_conn_set_deadline(c, sc->cfg->head_timeout);
+    return true;
+}
+
+bool sc_out_upstream_start(struct sc_conn *c, bool fresh)
+{
+    struct mw_sidecar *sc = c->sc;
+    if (c->u.fd >= 0) {
+        /*
+         * Kept from this client's previous request. The pump read it while
+         * idle, so a close or stray bytes from the server show here; a new
+         * client context (rotation, reload) retires it.
+         */
+        if (!fresh && !c->u.failed && !c->u.rd_eof && !c->u.wr_shut && !c->u.connecting &&
+            !c->u.handshaking && !c->u_unchecked && !c->u_refused && c->u_in.len == 0 &&
+            c->u_out.n == 0 && c->u.tls == sc->tls_client) {
+            c->u_reused = true;
+            sc_addr_format(&c->dst_ss, c->upstream_addr, sizeof(c->upstream_addr));
+            count_pool(c, "reused");
+            return true;
+        }
+        sc_out_upstream_release(c, false);
+    }
+    if (!fresh && sc_upool_take(c, &c->u_ep)) {
+        c->u_unchecked = c->u_refused = false;
+        c->u_reused = true;
+        count_pool(c, "reused");
+        return true;
+    }
+    return upstream_open(c);
+}
+
+void sc_out_upstream_check(struct sc_conn *c)
+{
+    if (!c->u_unchecked || c->u.fd < 0)
+        return;
+    if (c->u.failed) {
+        count_upstream_failure(c);
+        c->u_unchecked = false;
+        c->u_refused = true;
+        return;
+    }
+    if (c->u.connecting || c->u.handshaking)
+        return;
+    c->u_unchecked = false;
+    if (!server_accepted(c)) {
+        /* Nothing was written to it or read from it; it is closed with the 503. */
+        c->u.failed = true;
+        c->u_refused = true;
+    }
+}
+
+void sc_out_upstream_release(struct sc_conn *c, bool reuse)
+{
+    struct sc_sock *u = &c->u;
+    if (u->fd < 0)
+        return;
+    /*
+     * Only at a message boundary (the caller says so with reuse) and only
+     * when nothing is left either way: a byte buffered here or in OpenSSL
+     * would be read as the start of the next request's response.
+     */
+    bool clean = reuse && u->ssl != NULL && !u->failed && !u->rd_eof && !u->wr_shut &&
+                 !u->connecting && !u->handshaking && !c->u_unchecked && !c->u_refused &&
+                 c->u_in.len == 0 && c->u_out.n == 0 && !SSL_has_pending(u->ssl);
+    if (clean) {
+        sc_upool_put(c);
+    } else {
+        ev_io_stop(c->sc->loop, &u->io);
+        if (u->ssl != NULL) {
+            if (!u->failed && !u->handshaking && !u->wr_shut && !c->u_unchecked)
+                (void)SSL_shutdown(u->ssl);
+            SSL_free(u->ssl);
+            mw_tls_ctx_free(u->tls);
+        }
+        ERR_clear_error();
+        close(u->fd);
+        memset(u, 0, sizeof(*u));
+        u->fd = -1;
+    }
+    c->u_unchecked = c->u_refused = c->u_reused = false;
+    c->u_in.off = c->u_in.len = 0;
+    mw_dynbuf_reset(&c->u_out);
+}
+
+bool sc_out_tunnel(struct sc_conn *c)
+{
+    /* Responses to earlier requests go out first, in order. */
+    if (c->d_out.n > 0)
+        return false;
+    sc_out_upstream_release(c, true);
+    if (mw_failed(sc_conn_connect(c, &c->u_ep.ss, c->u_ep.len)) ||
+        mw_failed(sc_sock_tls(c, &c->u, c->sc->tls_client, false, c->service))) {
+        mw_log_warn("sidecar", "outbound to %s: %s", c->service, mw_error_msg());
+        sc_conn_close(c);
+        return false;
+    }
+    c->hs_counted = false;
+    c->peer_id[0] = 0;
+    sc_session_offer(c);
+    /* The request head stays in d_in: sc_outbound_step checks the server, then relays. */
+    c->kind = SC_PROXY_IN;
+    c->established = false;
+    c->http = false;
+    c->head_started = false;
+    sc_conn_set_deadline(c, c->sc->cfg->head_timeout);
+    return true;
+}
+
+/* RFC 9110 §9.2.2 */
+static bool idempotent(const char *method)
+{
+    static const char *const m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < MW_ARRAY_LEN(m); i++)
+        if (strcmp(method, m[i]) == 0)
+            return true;
+    return false;
+}
+
+bool sc_out_retry(struct sc_conn *c)
+{
+    /*
+     * Only when the connection had carried an earlier request (the server
+     * may have closed it as idle just as this one was sent), not one byte of
+     * a response came back, the method is idempotent, and everything sent so
+     * far is still at hand. Then the request cannot have been answered, and
+     * sending it again is allowed even if the server had started on it.
+     */
+    if (!c->u_reused || c->retried || c->resp_started || c->u_in.len > 0 || !c->replay_ok ||
+        !idempotent(c->method) || (c->hs != H_REQ_BODY && c->hs != H_RESP_HEAD))
+        return false;
+    mw_log_debug("sidecar", "outbound %s %s to %s: reused connection failed, sending again",
+                 c->method, c->path, c->service);
+    sc_out_upstream_release(c, false);
+    c->retried = true;
+    if (!sc_out_upstream_start(c, true))
+        return false;
+    if (mw_failed(mw_dynbuf_add(&c->u_out, c->replay.p, c->replay.n))) {
+        mw_error_clear();
+        return false;
+    }
+    count_pool(c, "retried");
+    return true;
 }

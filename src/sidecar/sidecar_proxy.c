@@ -384,6 +384,7 @@ struct sc_conn *sc_conn_new(struct mw_sidecar *sc, int fd, enum sc_kind kind, bo
     c->timer.data = c;
     mw_dynbuf_init(&c->d_out, OUT_MAX);
     mw_dynbuf_init(&c->u_out, OUT_MAX);
+    mw_dynbuf_init(&c->replay, SC_REPLAY_MAX);
     c->start_ns = mw_monotonic_ns();
     c->start_ms = mw_clock_now(NULL) * 1000 + (int64_t)(c->start_ns / 1000000 % 1000);
     socklen_t len = sizeof(c->peer_ss);
@@ -413,6 +414,9 @@ static void conn_free(struct sc_conn *c)
         sc_pool_put(sc, c->u.fd, c->app_port);
         c->u.fd = -1;
     }
+    if (c->kind == SC_HTTP_IN && !c->inbound && c->hs == H_HEAD && c->u.fd >= 0)
+        /* A connection kept between this client's requests outlives the client. */
+        sc_out_upstream_release(c, true);
     sock_close(sc, &c->d);
     sock_close(sc, &c->u);
     ev_timer_stop(sc->loop, &c->timer);
@@ -420,6 +424,7 @@ static void conn_free(struct sc_conn *c)
     free(c->u_in.p);
     mw_dynbuf_free(&c->d_out);
     mw_dynbuf_free(&c->u_out);
+    mw_dynbuf_free(&c->replay);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -439,6 +444,7 @@ void sc_conns_close_all(struct mw_sidecar *sc)
 {
     while (sc->conns != NULL)
         conn_free(sc->conns);
+    sc_upool_flush(sc);
 }
 
 mw_result sc_conn_connect(struct sc_conn *c, const struct sockaddr_storage *addr, socklen_t len)
@@ -670,7 +676,7 @@ void sc_conn_pump(struct sc_conn *c)
          * accepted its identity, so that no session ticket from an unchecked
          * server reaches the session cache (sidecar_session.c).
          */
-        if (!(c->kind == SC_PROXY_IN && c->mtls && !c->established))
+        if (!(c->kind == SC_PROXY_IN && c->mtls && !c->established) && !c->u_unchecked)
             progress = sock_fill(&c->u, &c->u_in) > 0 || progress;
         switch (c->kind) {
         case SC_RELAY:
@@ -687,7 +693,9 @@ void sc_conn_pump(struct sc_conn *c)
         if (c->closing)
             break;
         progress = flush_out(&c->d, &c->d_out) || progress;
-        progress = flush_out(&c->u, &c->u_out) || progress;
+        /* Not a byte of a request to a destination sidecar before check_server. */
+        if (!c->u_unchecked)
+            progress = flush_out(&c->u, &c->u_out) || progress;
         any = any || progress;
         if (!progress)
             break;

@@ -50,7 +50,8 @@ static const char *registry = "apiVersion: meshward.io/v1alpha1\n"
                               "  host: ratings.bookinfo\n"
                               "  port: 9080\n"
                               "  endpoints: [\"10.0.0.7:15006\", \"[fd00::7]:15006\"]\n"
-                              "  spiffeId: spiffe://cluster.local/ns/bookinfo/sa/ratings\n";
+                              "  spiffeId: spiffe://cluster.local/ns/bookinfo/sa/ratings\n"
+                              "  protocol: http\n";
 
 static const char *egress = "apiVersion: meshward.io/v1alpha1\n"
                             "kind: EgressPolicy\n"
@@ -167,7 +168,7 @@ static void test_digest(void **state)
                "{apiVersion: meshward.io/v1alpha1, kind: MeshService, metadata: {name: ratings, "
                "namespace: bookinfo}, spec: {host: ratings.bookinfo, port: 9080, endpoints: "
                "['10.0.0.7:15006', '[fd00::7]:15006'], spiffeId: "
-               "'spiffe://cluster.local/ns/bookinfo/sa/ratings'}}\n");
+               "'spiffe://cluster.local/ns/bookinfo/sa/ratings', protocol: http}}\n");
     mw_assert_ok(mw_control_mesh_load(dir, NULL, &c));
     mw_control_mesh_digest(c, dc);
     assert_memory_equal(da, dc, 32);
@@ -216,6 +217,14 @@ static void test_refusals(void **state)
             "spec: {host: x, port: 1, endpoints: [\"1.2.3.4:1\"], spiffeId: \"spiffe://td/x\", "
             "extra: 1}\n",
             "unknown key in MeshService spec");
+    refused("apiVersion: meshward.io/v1alpha1\nkind: MeshService\nmetadata: {name: x}\n"
+            "spec: {host: x, port: 1, endpoints: [\"1.2.3.4:1\"], spiffeId: \"spiffe://td/x\", "
+            "protocol: udp}\n",
+            "spec.protocol must be http or tcp");
+    refused("apiVersion: meshward.io/v1alpha1\nkind: MeshService\nmetadata: {name: x}\n"
+            "spec: {host: x, port: 1, endpoints: [\"1.2.3.4:1\"], spiffeId: \"spiffe://td/x\", "
+            "protocol: [http]}\n",
+            "spec.protocol must be http or tcp");
     refused("apiVersion: meshward.io/v1alpha1\nkind: EgressPolicy\nmetadata: {name: x}\n"
             "spec: {egress: {host: x}}\n",
             "EgressPolicy spec must be {egress: [...]}");

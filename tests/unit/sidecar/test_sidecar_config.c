@@ -91,6 +91,9 @@ static const char good[] =
          "      port: 5432\n"
          "      endpoints: [\"10.0.0.5:15006\", \"[::1]:15006\"]\n"
          "      spiffeId: spiffe://cluster.local/ns/foo/sa/db\n"
+         "      protocol: http\n"
+         "    - {name: cache.foo, port: 6379, endpoints: [\"10.0.0.6:15006\"],\n"
+         "       spiffeId: spiffe://cluster.local/ns/foo/sa/cache}\n"
          "  egress:\n"
          "  - {host: api.example.com, ports: [443]}\n"
          "  - {host: \"*.example.org\", ports: [443, 8443]}\n"
@@ -116,14 +119,17 @@ static void test_good(void **state)
     assert_int_equal(c->ports[0].app_port, 8080);
     assert_int_equal(c->ports[1].app_port, 9001);
     assert_int_equal(c->ports[1].listen_port, 19000);
-    assert_int_equal(c->n_services, 1);
+    assert_int_equal(c->n_services, 2);
     assert_int_equal(c->services[0].n_endpoints, 2);
+    assert_true(c->services[0].http);
+    assert_false(c->services[1].http); /* tcp unless said otherwise */
     assert_int_equal(c->n_egress, 3);
     assert_string_equal(c->policy_files[0], "/cfg/p.yaml");
     assert_int_equal(c->path_norm, MW_POLICY_PATH_MERGE_SLASHES);
     assert_int_equal(c->admin_port, 15000);
     assert_string_equal(c->access_log, "-");
     assert_true(c->head_timeout == 5 && c->idle_timeout == 120);
+    assert_true(c->pool_idle_timeout == 30);
     assert_string_equal(c->app_address, "127.0.0.1");
 
     /* Lookups. */
@@ -263,6 +269,15 @@ static const struct bad_case bad_cases[] = {
      HEAD "  outbound:\n    services: [{name: a, port: 1, endpoints: [\"10.0.0.1\"], spiffeId: "
           "\"spiffe://x/y\"}]\n",
      "address:port"},
+    {"service bad protocol",
+     HEAD "  outbound:\n    services: [{name: a, port: 1, endpoints: [\"127.0.0.1:1\"], spiffeId: "
+          "\"spiffe://x/y\", protocol: udp}]\n",
+     "want http or tcp"},
+    {"service protocol not a string",
+     HEAD "  outbound:\n    services: [{name: a, port: 1, endpoints: [\"127.0.0.1:1\"], spiffeId: "
+          "\"spiffe://x/y\", protocol: [http]}]\n",
+     "protocol"},
+    {"bad poolIdle", HEAD "  outbound: {port: 1}\n  timeouts: {poolIdle: 0s}\n", "poolIdle"},
     {"egress host and cidr",
      HEAD "  outbound: {port: 1}\n  egress: [{host: a.b, cidr: 1.2.3.4/32, ports: [1]}]\n",
      "exactly one"},
