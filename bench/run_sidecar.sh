@@ -14,7 +14,9 @@
 #   ROUNDS (default 3; the table shows the median round of each proxy by req/s),
 #   THREADS (wrk threads, default 2), ONLY ("meshward haproxy nginx" subset), KEEP=1 keeps the dir,
 #   MESHWARD (binary, default BUILD_DIR/meshward),
-#   QUIET (cores of foreign CPU tolerated before a measurement, default 0.15; waits up to 30 s).
+#   QUIET (cores of foreign CPU tolerated before a measurement, default 0.15; waits up to 30 s),
+#   MW_PROTOCOL (meshward's outbound service: http, pooled mTLS connections, default; or tcp, a
+#   byte relay with one mTLS connection per client connection).
 # Reports req/s, p50/p99 (wrk --latency), CPU per request (utime+stime of both proxy processes
 # from /proc/PID/stat), RSS (and private memory) of each proxy idle, at CONNS and at BIGCONNS.
 set -euo pipefail
@@ -27,6 +29,7 @@ CLOSECONNS=${CLOSECONNS:-10}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 QUIET=${QUIET:-0.15}
+MW_PROTOCOL=${MW_PROTOCOL:-http} # the client side's service: http (pooled, parsed) or tcp (relayed)
 ONLY=${ONLY:-meshward haproxy nginx}
 MESHWARD=${MESHWARD:-$build/meshward}
 [ -x "$MESHWARD" ] || { echo "run_sidecar: no $MESHWARD (build first)"; exit 1; }
@@ -154,7 +157,7 @@ spec:
   outbound:
     port: $M_OUT
     services:
-    - {name: server.bench, port: 8080, protocol: http, endpoints: ["127.0.0.1:$M_SRV"], spiffeId: "spiffe://cluster.local/ns/bench/sa/server", localPort: $M_CLI}
+    - {name: server.bench, port: 8080, protocol: $MW_PROTOCOL, endpoints: ["127.0.0.1:$M_SRV"], spiffeId: "spiffe://cluster.local/ns/bench/sa/server", localPort: $M_CLI}
   admin: {port: $M_CADM}
 EOF
 

@@ -219,12 +219,12 @@ cat >mesh/registry.yaml <<EOF
 apiVersion: meshward.io/v1alpha1
 kind: MeshService
 metadata: {name: productpage, namespace: $ns}
-spec: {host: productpage.$ns, port: 9080, endpoints: ["$ep_pp"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"}
+spec: {host: productpage.$ns, port: 9080, protocol: http, endpoints: ["$ep_pp"], spiffeId: "spiffe://$td/ns/$ns/sa/productpage"}
 ---
 apiVersion: meshward.io/v1alpha1
 kind: MeshService
 metadata: {name: reviews, namespace: $ns}
-spec: {host: reviews.$ns, port: 9080, endpoints: ["$ep_rv"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"}
+spec: {host: reviews.$ns, port: 9080, protocol: http, endpoints: ["$ep_rv"], spiffeId: "spiffe://$td/ns/$ns/sa/reviews"}
 EOF
 cat >mesh/egress.yaml <<EOF
 apiVersion: meshward.io/v1alpha1
