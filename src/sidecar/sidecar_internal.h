@@ -314,6 +314,8 @@ enum sc_http_state { H_HEAD, H_REQ_BODY, H_RESP_HEAD, H_RESP_BODY, H_CLOSING };
 struct sc_conn {
     struct mw_sidecar *sc;
     struct sc_conn *prev, *next;
+    struct sc_conn *ready_next; /* in sc->ready: had an event this loop pass */
+    bool ready_queued;
     enum sc_kind kind;
     bool inbound;
     struct sc_sock d, u; /* downstream (the peer or the app), upstream */
@@ -403,6 +405,8 @@ struct mw_sidecar {
     bool stopping;
     double stop_deadline;
     struct sc_pool_entry *pool; /* idle loopback connections to the app */
+    struct sc_conn *ready; /* connections with events, served in arrival order (sidecar_proxy.c) */
+    ev_prepare ready_w;
     size_t n_pool;
     uint64_t spiffe_mismatch, egress_denied, reloads, reload_failures;
     struct sc_ca *ca; /* CA mode only */
@@ -447,6 +451,8 @@ int sc_pool_take(struct mw_sidecar *sc, uint16_t port);
 void sc_pool_put(struct mw_sidecar *sc, int fd, uint16_t port);
 void sc_pool_flush(struct mw_sidecar *sc);
 void sc_conns_close_all(struct mw_sidecar *sc);
+/* Start serving connections' events (once, at start). */
+void sc_conns_init(struct mw_sidecar *sc);
 void sc_buf_consume(struct sc_buf *b, size_t n);
 bool sc_relay_step(struct sc_conn *c);
 static inline mw_slice sc_buf_slice(const struct sc_buf *b)

@@ -478,6 +478,8 @@ mw_result mw_sidecar_run(const char *config_path)
     if (mw_ok(r))
         r = mw_metrics_new(&sc.metrics);
     if (mw_ok(r))
+        sc_conns_init(&sc);
+    if (mw_ok(r))
         r = listeners_open(&sc);
     if (mw_ok(r) && sc.cfg->admin_port != 0) {
         struct mw_http_server_config ac = {
@@ -532,6 +534,8 @@ mw_result mw_sidecar_run(const char *config_path)
     }
     sc_control_stop(&sc);
     sc_ca_stop(&sc);
+    if (sc.ready_w.data != NULL)
+        ev_prepare_stop(sc.loop, &sc.ready_w);
     sc_conns_close_all(&sc);
     sc_pool_flush(&sc);
     listeners_close(&sc);

@@ -261,6 +261,32 @@ static bool sock_progress(struct sc_sock *s, struct sc_conn *c)
     return false;
 }
 
+/*
+ * Connections are served in the order the kernel reported them ready. libev
+ * calls the watchers of one poll last-reported first, so a connection that
+ * has waited longest in a busy pass would be served last: every event only
+ * queues its connection here (a stack, so the order comes out reversed
+ * again), and the queue is served just before the loop polls again.
+ */
+static void ready_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct mw_sidecar *sc = w->data;
+    while (sc->ready != NULL) {
+        struct sc_conn *c = sc->ready;
+        sc->ready = c->ready_next;
+        c->ready_next = NULL;
+        c->ready_queued = false;
+        sc_conn_pump(c);
+    }
+}
+
+void sc_conns_init(struct mw_sidecar *sc)
+{
+    ev_prepare_init(&sc->ready_w, ready_cb);
+    sc->ready_w.data = sc;
+    ev_prepare_start(sc->loop, &sc->ready_w);
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct sc_conn *c = w->data;
@@ -271,7 +297,25 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
      */
     if (revents & s->r_want)
         s->r_want = 0;
-    sc_conn_pump(c);
+    if (!c->ready_queued) {
+        c->ready_queued = true;
+        c->ready_next = c->sc->ready;
+        c->sc->ready = c;
+    }
+}
+
+/* A connection freed while queued (a timeout in the same pass) leaves the queue. */
+static void ready_remove(struct sc_conn *c)
+{
+    if (!c->ready_queued)
+        return;
+    for (struct sc_conn **pp = &c->sc->ready; *pp != NULL; pp = &(*pp)->ready_next) {
+        if (*pp == c) {
+            *pp = c->ready_next;
+            break;
+        }
+    }
+    c->ready_queued = false;
 }
 
 static void sock_watch(struct mw_sidecar *sc, struct sc_sock *s)
@@ -405,6 +449,7 @@ struct sc_conn *sc_conn_new(struct mw_sidecar *sc, int fd, enum sc_kind kind, bo
 static void conn_free(struct sc_conn *c)
 {
     struct mw_sidecar *sc = c->sc;
+    ready_remove(c);
     if (c->kind == SC_RELAY && c->opened_reported)
         sc_conn_report_tcp(c, true);
     if (c->kind == SC_HTTP_IN && c->hs == H_HEAD && c->u.fd >= 0 && c->u.ssl == NULL &&
