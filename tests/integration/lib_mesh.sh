@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the integration tests that run a CA or control plane, sidecars and a backend on
-# 127.0.0.1 (test_control.sh, test_sidecar_rotation.sh, test_sidecar_join_renew.sh). Source it
+# 127.0.0.1 (test_control.sh, test_sidecar_rotation.sh, test_sidecar_join_renew.sh,
+# test_sidecar_pool.sh, test_sidecar_resume.sh). Source it
 # after setting MESHWARD; it makes the scratch folder $W (removed at exit, with every process
 # in PIDS and CA_PID), the counters and check(), and the helpers below. Set MESH_LOGS to the
 # log files worth showing when a check failed.
@@ -105,4 +106,23 @@ EOF
     python3 app.py "$@" &
     PIDS+=($!)
     mesh_wait_tcp "$1"
+}
+
+# mesh_test_ca NAME: a P-256 CA made with openssl (NAME.crt, NAME.key).
+mesh_test_ca() {
+    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
+    openssl req -x509 -new -key "$1.key" -subj "/O=meshward test/CN=$1" -days 2 -out "$1.crt" \
+        -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        2>/dev/null
+}
+# mesh_test_svid NAME SPIFFE-ID [CA]: an X.509-SVID from CA (default "ca"): NAME.crt, NAME.key
+# (0600), one URI SAN, leaf, digitalSignature, serverAuth + clientAuth (X509-SVID §4).
+mesh_test_svid() {
+    local ca=${3:-ca}
+    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
+    chmod 600 "$1.key"
+    openssl req -new -key "$1.key" -subj "/O=meshward test" -out "$1.csr" 2>/dev/null
+    printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:%s\n' "$2" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 1 \
+        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
 }

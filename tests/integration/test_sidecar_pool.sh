@@ -14,24 +14,10 @@ read -r APP S_HTTP S_ADMIN C_HTTP C_TCP C_WRONG C_FLAKY C_ADMIN FAKE C_PROXY <<<
 cd "$W" || exit 1
 
 # ---------------------------------------------------------------- certificates
-mkca() { # name
-    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
-    openssl req -x509 -new -key "$1.key" -subj "/O=meshward test/CN=$1" -days 2 -out "$1.crt" \
-        -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        2>/dev/null
-}
-svid() { # name spiffe-id ca
-    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
-    chmod 600 "$1.key"
-    openssl req -new -key "$1.key" -subj "/O=meshward test" -out "$1.csr" 2>/dev/null
-    printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:%s\n' "$2" >"$1.ext"
-    openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -days 1 \
-        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-}
-mkca ca
-svid client spiffe://cluster.local/ns/foo/sa/client ca
-svid client2 spiffe://cluster.local/ns/foo/sa/client ca # the same identity, a new key
-svid server spiffe://cluster.local/ns/foo/sa/server ca
+mesh_test_ca ca
+mesh_test_svid client spiffe://cluster.local/ns/foo/sa/client ca
+mesh_test_svid client2 spiffe://cluster.local/ns/foo/sa/client ca # the same identity, a new key
+mesh_test_svid server spiffe://cluster.local/ns/foo/sa/server ca
 [ -s client2.crt ] && [ -s server.crt ] || { echo "certificate setup failed"; exit 1; }
 cp client.crt cur-client.crt && cp client.key cur-client.key
 

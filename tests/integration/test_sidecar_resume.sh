@@ -7,62 +7,21 @@
 # though the client holds tickets for it; refused handshakes are counted by reason.
 set -u
 MESHWARD=${MESHWARD:-$(dirname "$0")/../../build/meshward}
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-
-# A block of 8 free ports below the ephemeral range (as test_sidecar_mesh.sh does).
-pick_base() {
-    local b k
-    for ((k = 0; k < 100; k++)); do
-        b=$((20000 + (RANDOM % 1000) * 12))
-        if ! ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
-            awk -v lo="$b" -v hi="$((b + 8))" '$1 >= lo && $1 < hi {f=1} END {exit !f}'; then
-            echo "$b"
-            return 0
-        fi
-    done
-    return 1
-}
-BASE=$(pick_base) || { echo "no free block of loopback ports"; exit 1; }
-APP=$BASE S_HTTP=$((BASE + 1)) S_ADMIN=$((BASE + 2)) C_SVC=$((BASE + 3)) C_WRONG=$((BASE + 4))
-C_ADMIN=$((BASE + 5))
+# shellcheck source=lib_mesh.sh
+. "$(dirname "$0")/lib_mesh.sh"
+read -r APP S_HTTP S_ADMIN C_SVC C_WRONG C_ADMIN <<<"$(mesh_ports 6)"
 
 # ---------------------------------------------------------------- certificates
 cd "$W" || exit 1
-mkca() { # name
-    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
-    openssl req -x509 -new -key "$1.key" -subj "/O=meshward test/CN=$1" -days 2 -out "$1.crt" \
-        -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        2>/dev/null
-}
-svid() { # name spiffe-id ca
-    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null
-    chmod 600 "$1.key"
-    openssl req -new -key "$1.key" -subj "/O=meshward test" -out "$1.csr" 2>/dev/null
-    printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:%s\n' "$2" >"$1.ext"
-    openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -days 1 \
-        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-}
-mkca ca
-mkca rogue
-svid client spiffe://cluster.local/ns/foo/sa/client ca
-svid client2 spiffe://cluster.local/ns/foo/sa/client ca # the same identity, a new key: rotation
-svid server spiffe://cluster.local/ns/foo/sa/server ca
-svid server2 spiffe://cluster.local/ns/foo/sa/server ca
-svid other spiffe://cluster.local/ns/bar/sa/other ca
-svid untrusted spiffe://cluster.local/ns/foo/sa/client rogue
-svid foreign spiffe://partner.example/ns/foo/sa/client rogue
+mesh_test_ca ca
+mesh_test_ca rogue
+mesh_test_svid client spiffe://cluster.local/ns/foo/sa/client ca
+mesh_test_svid client2 spiffe://cluster.local/ns/foo/sa/client ca # the same identity, a new key: rotation
+mesh_test_svid server spiffe://cluster.local/ns/foo/sa/server ca
+mesh_test_svid server2 spiffe://cluster.local/ns/foo/sa/server ca
+mesh_test_svid other spiffe://cluster.local/ns/bar/sa/other ca
+mesh_test_svid untrusted spiffe://cluster.local/ns/foo/sa/client rogue
+mesh_test_svid foreign spiffe://partner.example/ns/foo/sa/client rogue
 [ -s client2.crt ] && [ -s foreign.crt ] || { echo "certificate setup failed"; exit 1; }
 cp client.crt cur-client.crt && cp client.key cur-client.key
 cp server.crt cur-server.crt && cp server.key cur-server.key
