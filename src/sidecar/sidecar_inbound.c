@@ -86,7 +86,14 @@ static void log_request(struct sc_conn *c, int code, const char *decision, const
     labels(c, &l, code);
     l.response_flags = flags;
     double ms = (double)(mw_monotonic_ns() - c->req_start_ns) / 1e6;
-    sc_ignore(mw_metrics_request(sc->metrics, &l, ms, c->req_bytes, c->resp_bytes));
+    /* The labels but code and flags are the connection's and the configuration's. */
+    if (c->mref_gen != sc->reloads || c->mref_id != sc->id) {
+        memset(&c->mref, 0, sizeof(c->mref));
+        c->mref_gen = sc->reloads;
+        c->mref_id = sc->id;
+    }
+    sc_ignore(
+        mw_metrics_request_cached(sc->metrics, &l, &c->mref, ms, c->req_bytes, c->resp_bytes));
     if (sc->access_log == NULL)
         return;
     char cluster[300];

@@ -314,7 +314,10 @@ enum sc_http_state { H_HEAD, H_REQ_BODY, H_RESP_HEAD, H_RESP_BODY, H_CLOSING };
 struct sc_conn {
     struct mw_sidecar *sc;
     struct sc_conn *prev, *next;
-    struct sc_conn *ready_next; /* in sc->ready: had an event this loop pass */
+    struct sc_conn *ready_next;        /* in sc->ready: had an event this loop pass */
+    struct mw_metrics_series_ref mref; /* the request series of this connection's labels */
+    uint64_t mref_gen;                 /* sc->reloads when mref was filled */
+    const struct sc_identity *mref_id; /* and sc->id (the own principal is a label) */
     bool ready_queued;
     enum sc_kind kind;
     bool inbound;

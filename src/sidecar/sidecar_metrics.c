@@ -432,10 +432,26 @@ static void hist_observe(struct hist *h, double v)
 mw_result mw_metrics_request(struct mw_metrics *m, const struct mw_istio_labels *l,
                              double duration_ms, uint64_t request_bytes, uint64_t response_bytes)
 {
-    struct series *s;
-    MW_GUARD(istio_series(m, l, l != NULL ? l->response_code : 0, &s));
+    return mw_metrics_request_cached(m, l, NULL, duration_ms, request_bytes, response_bytes);
+}
+
+mw_result mw_metrics_request_cached(struct mw_metrics *m, const struct mw_istio_labels *l,
+                                    struct mw_metrics_series_ref *ref, double duration_ms,
+                                    uint64_t request_bytes, uint64_t response_bytes)
+{
+    struct series *s = NULL;
+    if (ref != NULL && ref->series != NULL && ref->code == l->response_code &&
+        ref->flags == l->response_flags)
+        s = ref->series; /* series live as long as the registry */
+    else
+        MW_GUARD(istio_series(m, l, l != NULL ? l->response_code : 0, &s));
     if (s == NULL)
         return MW_SUCCESS;
+    if (ref != NULL) {
+        ref->series = s;
+        ref->code = l->response_code;
+        ref->flags = l->response_flags;
+    }
     if (s->http == NULL) {
         s->http = calloc(1, sizeof(*s->http));
         MW_ENSURE(s->http != NULL, MW_E_NOMEM, "out of memory for request histograms");

@@ -58,6 +58,21 @@ uint64_t mw_metrics_series_dropped(const struct mw_metrics *m);
  * istio_request_bytes, istio_response_bytes. */
 MW_RESULT mw_metrics_request(struct mw_metrics *m, const struct mw_istio_labels *l,
                              double duration_ms, uint64_t request_bytes, uint64_t response_bytes);
+/*
+ * The same for a caller whose labels stay the same from request to request
+ * (one connection, one configuration) except the response code and flags:
+ * ref remembers the series of the last call, so the key is built only when
+ * the code or the flags change. The caller clears ref (zeroes it) whenever
+ * any other label may have changed; series are freed only with the registry.
+ */
+struct mw_metrics_series_ref {
+    void *series;
+    int code;
+    const char *flags; /* compared by pointer: flags are constant strings */
+};
+MW_RESULT mw_metrics_request_cached(struct mw_metrics *m, const struct mw_istio_labels *l,
+                                    struct mw_metrics_series_ref *ref, double duration_ms,
+                                    uint64_t request_bytes, uint64_t response_bytes);
 /* TCP: istio_tcp_connections_opened_total / _closed_total, istio_tcp_sent_bytes_total /
  * istio_tcp_received_bytes_total (add the bytes moved since the last call). */
 MW_RESULT mw_metrics_tcp_opened(struct mw_metrics *m, const struct mw_istio_labels *l);

@@ -85,6 +85,7 @@ static bool route(struct sc_conn *c, struct sc_service *fixed, const char *host,
     struct mw_sidecar *sc = c->sc;
     struct sc_service *svc = fixed != NULL ? fixed : sc_registry_find(sc->cfg, host, addr, port);
     c->dport = port;
+    memset(&c->mref, 0, sizeof(c->mref)); /* the labels change with the destination */
     if (svc != NULL) {
         const struct sc_addr *ep = &svc->endpoints[svc->next++ % svc->n_endpoints];
         snprintf(c->expected_id, sizeof(c->expected_id), "%s", svc->spiffe_id);

@@ -700,6 +700,30 @@ static void test_deterministic_order(void **state)
     mw_metrics_free(b);
 }
 
+/* The cached path counts into exactly the series the full path finds, code and flags included. */
+static void test_request_cached(void **state)
+{
+    struct mw_metrics *a = new_metrics(256), *b = new_metrics(256);
+    struct mw_metrics_series_ref ref = {0};
+    static const int codes[] = {200, 200, 404, 404, 200, 503, 200};
+    for (size_t i = 0; i < MW_ARRAY_LEN(codes); i++) {
+        struct mw_istio_labels l = inbound;
+        l.response_code = codes[i];
+        l.response_flags = codes[i] == 503 ? "UF" : "-";
+        mw_assert_ok(mw_metrics_request(a, &l, (double)i, 10, 20));
+        mw_assert_ok(mw_metrics_request_cached(b, &l, &ref, (double)i, 10, 20));
+        assert_non_null(ref.series);
+        assert_int_equal(ref.code, codes[i]);
+    }
+    char *ta = render(a), *tb = render(b);
+    assert_string_equal(ta, tb);
+    assert_non_null(strstr(tb, "response_code=\"404\""));
+    free(ta);
+    free(tb);
+    mw_metrics_free(a);
+    mw_metrics_free(b);
+}
+
 static void test_gauge_rejects(void **state)
 {
     struct mw_metrics *m = new_metrics(16);
@@ -797,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_golden_small_families),
         cmocka_unit_test(test_tls_handshakes),
         cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_request_cached),
         cmocka_unit_test(test_bucket_boundaries),
         cmocka_unit_test(test_hostile_labels),
         cmocka_unit_test(test_label_truncation),
