@@ -15,7 +15,8 @@
 #include <meshward/net.h>
 #include <meshward/spiffe.h>
 
-#define LOG_COMP "control"
+#define LOG_COMP           "control"
+#define MAX_WAITERS_PER_ID 8 /* long-polls held at once for one SPIFFE ID */
 
 struct waiter {
     struct waiter *next;
@@ -164,6 +165,18 @@ static void h_config(const struct mw_http_request *req, struct mw_http_response 
     }
     if (c->n_waiters >= c->max_waiters || c->stopped) {
         respond_json_error(resp, 503, "too many long-polls; try again");
+        return;
+    }
+    /*
+     * One workload cannot hold the shared waiting room: a sidecar needs one
+     * long-poll at a time, a few allow for restarts and replicas sharing an
+     * identity.
+     */
+    size_t mine = 0;
+    for (const struct waiter *w = c->waiters; w != NULL; w = w->next)
+        mine += strcmp(w->id, id) == 0 && mw_http_response_alive(w->resp);
+    if (mine >= MAX_WAITERS_PER_ID) {
+        respond_json_error(resp, 429, "too many long-polls from this workload");
         return;
     }
     struct waiter *w = calloc(1, sizeof(*w));

@@ -127,6 +127,19 @@ get probe "?since=$V&wait=2" >/dev/null
 t1=$(date +%s.%N)
 check "long-poll at the current version: 304 after the wait ($(echo "$t1 - $t0" | bc 2>/dev/null || true)s)" \
     '[ "$(cat status)" = 304 ] && python3 -c "import sys; sys.exit(0 if 1.8 < $t1 - $t0 < 6 else 1)"'
+# One workload may hold 8 long-polls at once; the ninth is refused while they wait.
+polls=()
+for i in 1 2 3 4 5 6 7 8; do
+    curl -sk -o /dev/null --cert probe.pem --key probe.key \
+        "https://127.0.0.1:$CTLP/v1/config?since=$V&wait=4" &
+    polls+=($!)
+done
+sleep 1
+get probe "?since=$V&wait=4" >/dev/null
+check "a ninth long-poll from one workload: 429" '[ "$(cat status)" = 429 ]'
+get other "?since=0" >/dev/null
+check "another workload is still answered" '[ "$(cat status)" = 200 ]'
+wait "${polls[@]}"
 get probe "?since=$V&wait=x" >/dev/null
 check "a bad wait: 400" '[ "$(cat status)" = 400 ]'
 
