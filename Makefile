@@ -25,11 +25,22 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The integration tests of the long-running processes (control plane, sidecars) also run on
+# the sanitizer build; every report goes to a file, and any file fails the target.
+SAN_INTEGRATION ?= integration/test_control$$|integration/test_sidecar_pool|integration/test_sidecar_resume|integration/test_sidecar_join_renew
+SAN_REPORTS = $(CURDIR)/$(BUILD_ASAN)/sanitizer-reports
+
 sanitize: deps
 	cmake -S . -B $(BUILD_ASAN) -DMW_SANITIZE=ON -DMW_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) -L unit
+	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:log_path=$(SAN_REPORTS)/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan \
+	  ctest --output-on-failure -R '$(SAN_INTEGRATION)'
+	@if [ -n "$$(ls -A $(SAN_REPORTS))" ]; then \
+	  echo "sanitize: reports from the integration tests:"; cat $(SAN_REPORTS)/*; exit 1; fi
 
 # Replay every corpus and fuzz each harness for FUZZ_SECONDS (libFuzzer, clang).
 fuzz: deps
