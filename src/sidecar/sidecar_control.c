@@ -71,8 +71,7 @@ static void job_unref(struct ctl_job *j)
     free(j);
 }
 
-/* {"version":N,"workload":ID,"documents":TEXT} */
-static mw_result parse_answer(struct ctl_job *j, mw_slice body)
+mw_result sc_control_parse_answer(mw_slice body, uint64_t *version, struct mw_dynbuf *docs)
 {
     struct mw_conf_limits lim = mw_conf_default_limits;
     lim.max_bytes = 2 * CONTROL_DOCS_MAX;
@@ -81,13 +80,14 @@ static mw_result parse_answer(struct ctl_job *j, mw_slice body)
     json_t *v = json_object_get(doc, "version");
     json_t *d = json_object_get(doc, "documents");
     mw_result r = MW_SUCCESS;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0 || !json_is_string(d)) {
+    if (!json_is_object(doc) || !json_is_integer(v) || json_integer_value(v) <= 0 ||
+        !json_is_string(d)) {
         mw_error_set(MW_E_INPUT, "control plane answer: want {version, workload, documents}");
         r = MW_FAILURE;
     }
     if (mw_ok(r)) {
-        j->version = (uint64_t)json_integer_value(v);
-        r = mw_dynbuf_add(&j->docs, json_string_value(d), json_string_length(d));
+        *version = (uint64_t)json_integer_value(v);
+        r = mw_dynbuf_add(docs, json_string_value(d), json_string_length(d));
     }
     json_decref(doc);
     return r;
@@ -108,7 +108,8 @@ static void job_run(struct ctl_job *j)
     }
     j->reached = true;
     j->status = resp.status;
-    if (resp.status == 200 && mw_failed(parse_answer(j, mw_dynbuf_slice(&resp.body))))
+    if (resp.status == 200 &&
+        mw_failed(sc_control_parse_answer(mw_dynbuf_slice(&resp.body), &j->version, &j->docs)))
         snprintf(j->error, sizeof(j->error), "%s", mw_error_msg());
     else if (resp.status != 200 && resp.status != 304)
         snprintf(j->error, sizeof(j->error), "HTTP %d: %.300s", resp.status,

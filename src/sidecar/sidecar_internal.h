@@ -431,6 +431,11 @@ MW_RESULT sc_control_first(struct mw_sidecar *sc);
 /* Start following the control plane (long-polls on a worker thread). */
 void sc_control_start(struct mw_sidecar *sc);
 void sc_control_stop(struct mw_sidecar *sc);
+/*
+ * A 200 answer of GET /v1/config: {"version": N > 0, "workload": ID, "documents": TEXT}.
+ * The documents are appended to docs (bounded by its maximum).
+ */
+MW_RESULT sc_control_parse_answer(mw_slice body, uint64_t *version, struct mw_dynbuf *docs);
 /* The documents of the version in use (empty before the first). */
 mw_slice sc_control_docs(const struct mw_sidecar *sc);
 /* sidecar_main.c: reload with the control plane's new documents; false when refused. */
