@@ -504,7 +504,6 @@ static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, co
     struct mw_sidecar *sc = c->sc;
     c->decision_policy = policy;
     c->retried = c->resp_started = false;
-    c->replay_ok = !c->inbound;
     mw_dynbuf_reset(&c->replay);
     if (!start_upstream(c)) {
         sc_buf_consume(&c->d_in, n);
@@ -513,6 +512,8 @@ static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, co
         free(h);
         return true;
     }
+    /* Bytes are kept for a replay only when sc_out_retry could send them again. */
+    c->replay_ok = !c->inbound && sc_out_may_retry(c);
     struct mw_dynbuf *o = &c->u_out;
     mw_result r = mw_dynbuf_add_slice(o, h->method);
     if (mw_ok(r))
@@ -523,10 +524,9 @@ static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, co
         r = mw_dynbuf_add_cstr(o, " HTTP/1.1\r\n");
     if (mw_ok(r))
         r = add_fields(o, h, true, false);
-    if (mw_ok(r) && mw_http_head_find(h, "host") == NULL && c->inbound)
-        r = mw_dynbuf_addf(o, "Host: %s\r\n", c->upstream_addr);
-    else if (mw_ok(r) && mw_http_head_find(h, "host") == NULL)
-        r = mw_dynbuf_addf(o, "Host: %s:%u\r\n", c->service, c->dport);
+    if (mw_ok(r) && mw_http_head_find(h, "host") == NULL) /* HTTP/1.0 without Host */
+        r = c->inbound ? mw_dynbuf_addf(o, "Host: %s\r\n", c->upstream_addr)
+                       : mw_dynbuf_addf(o, "Host: %s:%u\r\n", c->service, c->dport);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_LENGTH)
         r = add_u64_field(o, "Content-Length: ", h->content_length);
     if (mw_ok(r) && h->framing == MW_HTTP_BODY_CHUNKED)

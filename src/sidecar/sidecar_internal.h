@@ -526,6 +526,11 @@ void sc_out_upstream_release(struct sc_conn *c, bool reuse);
 bool sc_out_tunnel(struct sc_conn *c);
 /* Send the request again on a new connection, when that is safe; false: it is not. */
 bool sc_out_retry(struct sc_conn *c);
+/*
+ * Whether the request just started could be sent again (a reused upstream
+ * connection, an idempotent method): only then is it kept for a replay.
+ */
+bool sc_out_may_retry(const struct sc_conn *c);
 void sc_out_count(struct mw_sidecar *sc);
 
 /* sidecar_pool.c: idle mTLS connections to destination sidecars */

@@ -551,6 +551,11 @@ static bool idempotent(const char *method)
     return false;
 }
 
+bool sc_out_may_retry(const struct sc_conn *c)
+{
+    return c->u_reused && idempotent(c->method);
+}
+
 bool sc_out_retry(struct sc_conn *c)
 {
     /*
@@ -560,8 +565,8 @@ bool sc_out_retry(struct sc_conn *c)
      * far is still at hand. Then the request cannot have been answered, and
      * sending it again is allowed even if the server had started on it.
      */
-    if (!c->u_reused || c->retried || c->resp_started || c->u_in.len > 0 || !c->replay_ok ||
-        !idempotent(c->method) || (c->hs != H_REQ_BODY && c->hs != H_RESP_HEAD))
+    if (!sc_out_may_retry(c) || c->retried || c->resp_started || c->u_in.len > 0 || !c->replay_ok ||
+        (c->hs != H_REQ_BODY && c->hs != H_RESP_HEAD))
         return false;
     mw_log_debug("sidecar", "outbound %s %s to %s: reused connection failed, sending again",
                  c->method, c->path, c->service);
