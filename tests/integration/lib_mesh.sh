@@ -126,3 +126,44 @@ mesh_test_svid() {
     openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 1 \
         -extfile "$1.ext" -out "$1.crt" 2>/dev/null
 }
+
+# mesh_load PORT SECONDS PAUSE: for SECONDS, a GET on a new connection every PAUSE seconds plus
+# one on a keep-alive connection held open, each wanting 200 "ok"; prints "ok failed ka_ok"
+# (reasons for failures on stderr).
+mesh_load() {
+    [ -f load.py ] || cat >load.py <<'EOF'
+import http.client, sys, time
+port, secs, pause = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+ok = failed = ka_ok = 0
+ka = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+end = time.time() + secs
+while time.time() < end:
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/load")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        if r.status == 200 and body == b"ok\n":
+            ok += 1
+        else:
+            failed += 1
+            print("status", r.status, body[:80], file=sys.stderr)
+    except Exception as e:
+        failed += 1
+        print("error", e, file=sys.stderr)
+    try:
+        ka.request("GET", "/ka")
+        r = ka.getresponse()
+        if r.read() == b"ok\n" and r.status == 200:
+            ka_ok += 1
+        else:
+            failed += 1
+    except Exception as e:
+        failed += 1
+        print("keep-alive error", e, file=sys.stderr)
+    time.sleep(pause)
+print(ok, failed, ka_ok)
+EOF
+    python3 load.py "$1" "$2" "$3"
+}

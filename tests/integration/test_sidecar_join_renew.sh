@@ -117,43 +117,8 @@ check "the server's join token is spent" "! '$MESHWARD' ca request --server http
     --cert-out x.pem 2>&1 | grep -q issued"
 
 # ---------------------------------------------------------------- load across renewals
-cat >load.py <<'EOF'
-# A new connection per request (new handshakes) plus one keep-alive connection held open.
-import http.client, sys, time
-port, secs = int(sys.argv[1]), float(sys.argv[2])
-ok = failed = ka_ok = 0
-ka = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-end = time.time() + secs
-while time.time() < end:
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/load")
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        if r.status == 200 and body == b"ok\n":
-            ok += 1
-        else:
-            failed += 1
-            print("status", r.status, body[:80], file=sys.stderr)
-    except Exception as e:
-        failed += 1
-        print("error", e, file=sys.stderr)
-    try:
-        ka.request("GET", "/ka")
-        r = ka.getresponse()
-        if r.read() == b"ok\n" and r.status == 200:
-            ka_ok += 1
-        else:
-            failed += 1
-    except Exception as e:
-        failed += 1
-        print("keep-alive error", e, file=sys.stderr)
-    time.sleep(0.05)
-print(ok, failed, ka_ok)
-EOF
 # 30 s SVIDs renewed at 15 s (+- 1.5 s): 40 s covers two renewals and the first SVID's expiry.
-read -r n_ok n_failed n_ka < <(python3 load.py $C_SVC 40 2>load.err)
+read -r n_ok n_failed n_ka < <(mesh_load $C_SVC 40 0.05 2>load.err)
 check "load across renewals: $n_ok requests, $n_ka on one keep-alive connection, 0 failed" \
     "[ '${n_failed:-x}' = 0 ] && [ '${n_ok:-0}' -gt 50 ] && [ '${n_ka:-0}' -gt 50 ]"
 [ "${n_failed:-x}" = 0 ] || head -5 load.err

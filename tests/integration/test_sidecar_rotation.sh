@@ -114,42 +114,7 @@ exp0=$(metric $S_ADMIN meshward_svid_expiry_timestamp_seconds)
 check "the server presents a CA-issued certificate" "[ -n '$serial0' ]"
 
 # ---------------------------------------------------------------- load across rotations
-cat >load.py <<'EOF'
-# New connection per request (new handshakes) plus one keep-alive connection held open.
-import http.client, sys, time
-port, secs = int(sys.argv[1]), float(sys.argv[2])
-ok = failed = ka_ok = 0
-ka = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-end = time.time() + secs
-while time.time() < end:
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/load")
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        if r.status == 200 and body == b"ok\n":
-            ok += 1
-        else:
-            failed += 1
-            print("status", r.status, body[:80], file=sys.stderr)
-    except Exception as e:
-        failed += 1
-        print("error", e, file=sys.stderr)
-    try:
-        ka.request("GET", "/ka")
-        r = ka.getresponse()
-        if r.read() == b"ok\n" and r.status == 200:
-            ka_ok += 1
-        else:
-            failed += 1
-    except Exception as e:
-        failed += 1
-        print("keep-alive error", e, file=sys.stderr)
-    time.sleep(0.02)
-print(ok, failed, ka_ok)
-EOF
-read -r n_ok n_failed n_ka < <(python3 load.py $C_SVC 26 2>load.err)
+read -r n_ok n_failed n_ka < <(mesh_load $C_SVC 26 0.02 2>load.err)
 check "load across rotations: $n_ok requests, $n_ka on one keep-alive connection, 0 failed" \
     "[ '${n_failed:-x}' = 0 ] && [ '${n_ok:-0}' -gt 50 ] && [ '${n_ka:-0}' -gt 50 ]"
 [ "${n_failed:-x}" = 0 ] || head -5 load.err
@@ -174,7 +139,7 @@ r0=$(metric $S_ADMIN meshward_svid_renewals_total)
 kill "$CA_PID"
 wait "$CA_PID" 2>/dev/null
 CA_PID=
-read -r n_ok n_failed n_ka < <(python3 load.py $C_SVC 10 2>load2.err)
+read -r n_ok n_failed n_ka < <(mesh_load $C_SVC 10 0.02 2>load2.err)
 check "CA down for 10 s: $n_ok requests, 0 failed" "[ '${n_failed:-x}' = 0 ] && [ '${n_ok:-0}' -gt 20 ]"
 check "meshward_ca_reachable is 0 on the server sidecar" "[ \"\$(metric $S_ADMIN meshward_ca_reachable)\" = 0 ]"
 check "meshward_ca_reachable is 0 on the client sidecar" "[ \"\$(metric $C_ADMIN meshward_ca_reachable)\" = 0 ]"
