@@ -34,6 +34,9 @@ static inline void mw_ca_stmt_cleanup(sqlite3_stmt **p)
 /* Copy a slice into a fixed buffer with a NUL; fails (MW_E_LIMIT) when it does not fit. */
 MW_RESULT mw_ca_copy(char *dst, size_t cap, mw_slice src, const char *what);
 
+/* A serial as svid.serial and renewal records spell it: 1..40 lower-case hex, no leading zero. */
+bool mw_ca_serial_hex_ok(mw_slice hex);
+
 /* Registrations: build a set (used by the YAML loader and the store). */
 MW_RESULT mw_ca_registrations_new(struct mw_ca_registrations **out);
 MW_RESULT mw_ca_registrations_add(struct mw_ca_registrations *r,

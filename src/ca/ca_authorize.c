@@ -397,23 +397,12 @@ static mw_result entitle(const struct mw_ca_authz *az, const char *image_digest,
     return MW_SUCCESS;
 }
 
-static bool is_serial_hex(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-    if (n == 0 || n > 40 || (n > 1 && s[0] == '0'))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 mw_result mw_ca_authorize_renewal(const struct mw_ca_authz *az,
                                   const struct mw_ca_renewal_request *req, struct mw_ca_grant *out)
 {
     MW_ENSURE(az->store != NULL && az->trust_domain != NULL, MW_E_STATE,
               "authorization needs a store and a trust domain");
-    MW_ENSURE(is_serial_hex(req->serial), MW_E_INPUT,
+    MW_ENSURE(req->serial != NULL && mw_ca_serial_hex_ok(mw_slice_cstr(req->serial)), MW_E_INPUT,
               "renewal: the presented certificate's serial is not 1..20 bytes of lower-case hex");
     struct mw_ca_grant g;
     memset(&g, 0, sizeof(g));

@@ -65,6 +65,8 @@ MW_RESULT mw_ca_sign_req(const struct mw_ca_key *k, X509_REQ *req, X509_REQ **ou
 MW_RESULT mw_ca_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
 /* A positive random serial of 128 bits. */
 MW_RESULT mw_ca_random_serial(X509 *cert);
+/* SHA-256 of a DER SubjectPublicKeyInfo (svid.spki_sha256, the renewal's new-key check). */
+MW_RESULT mw_ca_spki_sha256(X509_PUBKEY *pk, uint8_t out[32]);
 /* Set notBefore/notAfter. */
 MW_RESULT mw_ca_set_validity(X509 *cert, int64_t nb, int64_t na);
 /* notAfter of a certificate in Unix seconds. */

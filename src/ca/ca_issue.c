@@ -190,14 +190,14 @@ static mw_result add_der(struct mw_dynbuf *b, X509 *x)
     return MW_SUCCESS;
 }
 
-static mw_result spki_hash(X509 *x, uint8_t out[32])
+mw_result mw_ca_spki_sha256(X509_PUBKEY *pk, uint8_t out[32])
 {
     uint8_t *der = NULL;
-    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-    MW_GUARD_OSSL(n, MW_E_CRYPTO, "cannot encode the SVID key");
+    int n = i2d_X509_PUBKEY(pk, &der);
+    MW_GUARD_OSSL(n, MW_E_CRYPTO, "cannot encode a public key");
     int ok = EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL);
     OPENSSL_free(der);
-    MW_GUARD_OSSL(ok, MW_E_CRYPTO, "cannot hash the SVID key");
+    MW_GUARD_OSSL(ok, MW_E_CRYPTO, "cannot hash a public key");
     return MW_SUCCESS;
 }
 
@@ -294,7 +294,7 @@ static mw_result build_leaf(struct mw_ca_slot *slot, X509_REQ *req, bool is_rsa,
     }
     MW_GUARD(mw_ca_sign_cert_der(slot->key, x, &out->leaf_der));
     MW_GUARD(serial_hex(x, out->serial));
-    return spki_hash(x, out->spki_sha256);
+    return mw_ca_spki_sha256(X509_get_X509_PUBKEY(x), out->spki_sha256);
 }
 
 mw_result mw_ca_issue(struct mw_ca *ca, mw_slice csr_der, const char *spiffe_id, int64_t ttl,

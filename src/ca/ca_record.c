@@ -34,6 +34,16 @@ static mw_result check_text(mw_slice s, size_t max, const char *what)
     return MW_SUCCESS;
 }
 
+bool mw_ca_serial_hex_ok(mw_slice hex)
+{
+    if (hex.n == 0 || hex.n > 40 || (hex.n > 1 && hex.p[0] == '0'))
+        return false;
+    for (size_t i = 0; i < hex.n; i++)
+        if (!((hex.p[i] >= '0' && hex.p[i] <= '9') || (hex.p[i] >= 'a' && hex.p[i] <= 'f')))
+            return false;
+    return true;
+}
+
 mw_result mw_ca_record_renewed_serial(const struct mw_ca_record *r, mw_slice *out)
 {
     MW_ENSURE(r->cred_kind == MW_CA_CRED_SVID, MW_E_INPUT, "record is not a renewal");
@@ -41,11 +51,8 @@ mw_result mw_ca_record_renewed_serial(const struct mw_ca_record *r, mw_slice *ou
     MW_ENSURE(mw_slice_has_prefix(r->cred_subject, pre), MW_E_INPUT,
               "renewal record subject must be svid:<serial>");
     mw_slice hex = mw_slice_sub(r->cred_subject, pre.n, r->cred_subject.n - pre.n);
-    MW_ENSURE(hex.n >= 1 && hex.n <= 40 && (hex.n == 1 || hex.p[0] != '0'), MW_E_INPUT,
-              "renewal record serial must be 1..40 hex digits without leading zeros");
-    for (size_t i = 0; i < hex.n; i++)
-        MW_ENSURE((hex.p[i] >= '0' && hex.p[i] <= '9') || (hex.p[i] >= 'a' && hex.p[i] <= 'f'),
-                  MW_E_INPUT, "renewal record serial must be lower-case hex");
+    MW_ENSURE(mw_ca_serial_hex_ok(hex), MW_E_INPUT,
+              "renewal record serial must be 1..40 lower-case hex digits without leading zeros");
     if (out != NULL)
         *out = hex;
     return MW_SUCCESS;

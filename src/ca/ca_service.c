@@ -28,9 +28,8 @@
 #include <meshward/tlog.h>
 
 #include "base/mw_ossl.h"
+#include "ca/ca_internal.h"
 #include "net/net_internal.h"
-
-MW_DEFINE_CLEANUP(X509_REQ, X509_REQ_free)
 
 #define LOG_COMP      "ca-serve"
 #define TOKEN_MAX     16384
@@ -634,19 +633,6 @@ static mw_result cert_serial(X509 *x, char *out, size_t len)
     return MW_SUCCESS;
 }
 
-/* SHA-256 of a DER SubjectPublicKeyInfo. */
-static mw_result spki_hash(X509_PUBKEY *pk, uint8_t out[32])
-{
-    unsigned char *der = NULL;
-    int n = i2d_X509_PUBKEY(pk, &der);
-    MW_GUARD_OSSL(n > 0, MW_E_INPUT, "encoding a public key");
-    unsigned int hl = 0;
-    int ok = EVP_Digest(der, (size_t)n, out, &hl, EVP_sha256(), NULL);
-    OPENSSL_free(der);
-    MW_GUARD_OSSL(ok, MW_E_CRYPTO, "SHA-256");
-    return MW_SUCCESS;
-}
-
 /* What a renewal takes from the presented certificate besides its ID. */
 struct presented {
     char serial[41];
@@ -672,7 +658,7 @@ static mw_result presented_facts(const struct mw_x509svid *svid, struct presente
     if (mw_ok(r))
         r = cert_serial(x, out->serial, sizeof(out->serial));
     if (mw_ok(r))
-        r = spki_hash(X509_get_X509_PUBKEY(x), out->spki_sha256);
+        r = mw_ca_spki_sha256(X509_get_X509_PUBKEY(x), out->spki_sha256);
     /* Strict decoder: a malformed, critical or repeated extension is refused. */
     if (mw_ok(r))
         r = mw_ca_provenance_from_cert(mw_dynbuf_slice(&der), &out->prov, &out->has_provenance);
@@ -686,7 +672,7 @@ static mw_result csr_spki_hash(mw_slice csr_der, uint8_t out[32])
     const unsigned char *p = csr_der.p;
     MW_DEFER(X509_REQ) X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)csr_der.n);
     MW_GUARD_OSSL(req != NULL, MW_E_INPUT, "CSR");
-    return spki_hash(X509_REQ_get_X509_PUBKEY(req), out);
+    return mw_ca_spki_sha256(X509_REQ_get_X509_PUBKEY(req), out);
 }
 
 /*
