@@ -395,7 +395,8 @@ static void release_upstream(struct sc_conn *c, bool reuse)
         return;
     }
     ev_io_stop(sc->loop, &c->u.io);
-    if (reuse && !c->u.failed && !c->u.rd_eof && c->u_in.len == 0 && c->u_out.n == 0) {
+    if (reuse && !c->u.failed && !c->u.rd_eof && !c->u.connecting && c->u_in.len == 0 &&
+        c->u_out.n == 0) {
         sc_pool_put(sc, c->u.fd, c->app_port);
     } else {
         close(c->u.fd);
@@ -404,6 +405,12 @@ static void release_upstream(struct sc_conn *c, bool reuse)
     c->u.fd = -1;
     c->u_in.off = c->u_in.len = 0;
     mw_dynbuf_reset(&c->u_out);
+}
+
+void sc_http_release_kept(struct sc_conn *c)
+{
+    if (c->kind == SC_HTTP_IN && c->hs == H_HEAD)
+        release_upstream(c, true);
 }
 
 static bool forward_head(struct sc_conn *c, struct mw_http_head *h, size_t n, const char *policy);

@@ -506,6 +506,12 @@ void sc_inbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);
 /* The kind-specific step of the pump; returns true when it made progress. */
 bool sc_inbound_step(struct sc_conn *c);
 bool sc_http_step(struct sc_conn *c);
+/*
+ * The connection ends between requests: the upstream it kept for the next
+ * one (an app connection inbound, an mTLS connection outbound) goes to its
+ * pool when it is at a clean boundary, else it is closed.
+ */
+void sc_http_release_kept(struct sc_conn *c);
 
 /* sidecar_outbound.c */
 void sc_outbound_accept(struct mw_sidecar *sc, struct sc_listener *l, int fd);

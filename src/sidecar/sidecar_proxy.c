@@ -452,16 +452,7 @@ static void conn_free(struct sc_conn *c)
     ready_remove(c);
     if (c->kind == SC_RELAY && c->opened_reported)
         sc_conn_report_tcp(c, true);
-    if (c->kind == SC_HTTP_IN && c->hs == H_HEAD && c->u.fd >= 0 && c->u.ssl == NULL &&
-        !c->u.connecting && !c->u.failed && !c->u.rd_eof && c->u_in.len == 0 && c->u_out.n == 0) {
-        /* An idle keep-alive app connection kept between requests: back to the pool. */
-        ev_io_stop(sc->loop, &c->u.io);
-        sc_pool_put(sc, c->u.fd, c->app_port);
-        c->u.fd = -1;
-    }
-    if (c->kind == SC_HTTP_IN && !c->inbound && c->hs == H_HEAD && c->u.fd >= 0)
-        /* A connection kept between this client's requests outlives the client. */
-        sc_out_upstream_release(c, true);
+    sc_http_release_kept(c);
     sock_close(sc, &c->d);
     sock_close(sc, &c->u);
     ev_timer_stop(sc->loop, &c->timer);
