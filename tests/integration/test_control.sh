@@ -140,6 +140,16 @@ check "a ninth long-poll from one workload: 429" '[ "$(cat status)" = 429 ]'
 get other "?since=0" >/dev/null
 check "another workload is still answered" '[ "$(cat status)" = 200 ]'
 wait "${polls[@]}"
+get probe "?since=abc" >/dev/null
+check "a bad since: 400" '[ "$(cat status)" = 400 ]'
+# An SVID of this trust domain that does not name a namespace: no configuration for it.
+"$MESHWARD" ca token create --db ca.db --spiffe-id spiffe://$TD/batch/nightly --ttl 10m \
+    >odd.tok 2>/dev/null && chmod 600 odd.tok
+"$MESHWARD" ca request --server https://127.0.0.1:$CTLP --bundle ca/bundle.pem \
+    --credential-kind join-token --token-file odd.tok --key-out odd.key --cert-out odd.pem \
+    >/dev/null 2>&1
+get odd "?since=0" >/dev/null
+check "an SVID without /ns/NS/sa/SA: 403" '[ -s odd.pem ] && [ "$(cat status)" = 403 ]'
 get probe "?since=$V&wait=x" >/dev/null
 check "a bad wait: 400" '[ "$(cat status)" = 400 ]'
 
